@@ -1,0 +1,326 @@
+// Package config loads and validates tokenwise's YAML configuration.
+//
+// The file is strict: an unknown key is an error naming the key and the file.
+// ${VAR} references are expanded from the environment before parsing, and
+// every default is applied here so later stages can read values as they are.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	GRPC      GRPC      `yaml:"grpc"`
+	HTTP      HTTP      `yaml:"http"`
+	Log       Log       `yaml:"log"`
+	Issuers   []Issuer  `yaml:"issuers"`
+	Token     Token     `yaml:"token"`
+	Policy    Policy    `yaml:"policy"`
+	UseLimits UseLimits `yaml:"use_limits"`
+	Forward   Forward   `yaml:"forward"`
+	Admin     Admin     `yaml:"admin"`
+}
+
+// GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
+type GRPC struct {
+	Address string `yaml:"address"`
+	TLS     TLS    `yaml:"tls"`
+	// Reflection is a pointer so an absent key can default to true.
+	Reflection *bool `yaml:"reflection"`
+	// MaxConcurrentStreams bounds the streams on one HTTP/2 connection (0: grpc-go's default).
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+}
+
+// ReflectionEnabled reports whether gRPC server reflection is on (the default).
+func (g GRPC) ReflectionEnabled() bool { return g.Reflection == nil || *g.Reflection }
+
+// TLS configures server TLS; ClientCAFile turns on mutual TLS.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// HTTP is the operations listener: /healthz, /readyz, /metrics.
+type HTTP struct {
+	Address string `yaml:"address"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+}
+
+// Issuer is one trusted token issuer, chosen by a token's iss claim.
+type Issuer struct {
+	Name              string        `yaml:"name"`
+	Issuer            string        `yaml:"issuer"`
+	JWKSURL           string        `yaml:"jwks_url"`
+	Audiences         []string      `yaml:"audiences"`
+	Algorithms        []string      `yaml:"algorithms"`
+	Leeway            time.Duration `yaml:"leeway"`
+	RequireExpiration *bool         `yaml:"require_expiration"`
+	MaxLifetime       time.Duration `yaml:"max_lifetime"`
+	Typ               string        `yaml:"typ"`
+	RefreshInterval   time.Duration `yaml:"refresh_interval"`
+	// FetchTimeout bounds one JWKS fetch.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// MinRefreshInterval is the shortest gap between two refreshes that
+	// unknown key ids trigger, so random kids cannot hammer the issuer.
+	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
+}
+
+// ExpirationRequired reports whether a token without exp is invalid (the default).
+func (i Issuer) ExpirationRequired() bool { return i.RequireExpiration == nil || *i.RequireExpiration }
+
+// DefaultAlgorithms are the asymmetric algorithms allowed when an issuer names none.
+// HMAC and none are never allowed.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Token says where a bearer token is looked for in a request.
+type Token struct {
+	Header         string `yaml:"header"`
+	Cookie         string `yaml:"cookie"`
+	QueryParameter string `yaml:"query_parameter"`
+}
+
+// Policy says which Rego files to load and which rule to ask.
+type Policy struct {
+	Paths []string `yaml:"paths"`
+	Query string   `yaml:"query"`
+	// MaxBodyBytes caps the request body parsed into input.parsed_body.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+}
+
+// UseLimits configures where one-time and N-use counts are kept.
+type UseLimits struct {
+	Store        string        `yaml:"store"`
+	Redis        Redis         `yaml:"redis"`
+	MaxTTL       time.Duration `yaml:"max_ttl"`
+	OnStoreError string        `yaml:"on_store_error"`
+}
+
+// Redis is the shared use-limit store.
+type Redis struct {
+	Address   string `yaml:"address"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	DB        int    `yaml:"db"`
+	TLS       bool   `yaml:"tls"`
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// Forward says what tokenwise adds to or removes from the upstream request.
+type Forward struct {
+	// ClaimsToHeaders maps a claim name to the upstream header that carries its value.
+	ClaimsToHeaders     map[string]string `yaml:"claims_to_headers"`
+	RemoveAuthorization bool              `yaml:"remove_authorization"`
+}
+
+// Admin is the credential for tokenwise.v1.TokenAdmin.
+type Admin struct {
+	Token        string `yaml:"token"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Default returns a configuration with every default set and no issuers.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads, expands and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse expands ${VAR} references in data, decodes it strictly and validates it.
+func Parse(data []byte) (*Config, error) {
+	expanded, err := expand(string(data))
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, cleanYAMLError(err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// cleanYAMLError turns yaml.v3's multi-line TypeError into one line.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return errors.New(strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} with the environment's value; an unset variable
+// expands to the empty string, as in a shell, so optional secrets may be absent.
+func expand(s string) (string, error) {
+	return varPattern.ReplaceAllStringFunc(s, func(m string) string {
+		return os.Getenv(varPattern.FindStringSubmatch(m)[1])
+	}), nil
+}
+
+func (c *Config) applyDefaults() {
+	setDefault(&c.GRPC.Address, "127.0.0.1:9191")
+	setDefault(&c.HTTP.Address, "127.0.0.1:9192")
+	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Token.Header, "authorization")
+	c.Token.Header = strings.ToLower(c.Token.Header)
+	if len(c.Policy.Paths) == 0 {
+		c.Policy.Paths = []string{"policies/"}
+	}
+	setDefault(&c.Policy.Query, "data.envoy.authz.allow")
+	if c.Policy.MaxBodyBytes == 0 {
+		c.Policy.MaxBodyBytes = 1 << 20
+	}
+	setDefault(&c.UseLimits.Store, "memory")
+	setDefault(&c.UseLimits.OnStoreError, "deny")
+	setDefault(&c.UseLimits.Redis.Address, "127.0.0.1:6379")
+	setDefault(&c.UseLimits.Redis.KeyPrefix, "tokenwise:")
+	if c.UseLimits.MaxTTL == 0 {
+		c.UseLimits.MaxTTL = 24 * time.Hour
+	}
+	for i := range c.Issuers {
+		c.Issuers[i].applyDefaults()
+	}
+}
+
+func (i *Issuer) applyDefaults() {
+	if len(i.Algorithms) == 0 {
+		i.Algorithms = slices.Clone(DefaultAlgorithms)
+	}
+	if i.Leeway == 0 {
+		i.Leeway = 30 * time.Second
+	}
+	if i.RefreshInterval == 0 {
+		i.RefreshInterval = 5 * time.Minute
+	}
+	if i.FetchTimeout == 0 {
+		i.FetchTimeout = 5 * time.Second
+	}
+	if i.MinRefreshInterval == 0 {
+		i.MinRefreshInterval = 10 * time.Second
+	}
+}
+
+func setDefault(field *string, value string) {
+	if *field == "" {
+		*field = value
+	}
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// Validate reports the first fault in the configuration as one line.
+func (c *Config) Validate() error {
+	for _, addr := range []struct{ key, value string }{{"grpc.address", c.GRPC.Address}, {"http.address", c.HTTP.Address}} {
+		if _, _, err := net.SplitHostPort(addr.value); err != nil {
+			return fmt.Errorf("%s %q: %v", addr.key, addr.value, err)
+		}
+	}
+	if (c.GRPC.TLS.CertFile == "") != (c.GRPC.TLS.KeyFile == "") {
+		return errors.New("grpc.tls: cert_file and key_file must be set together")
+	}
+	if c.GRPC.TLS.ClientCAFile != "" && !c.GRPC.TLS.Enabled() {
+		return errors.New("grpc.tls.client_ca_file needs cert_file and key_file")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if err := c.validateIssuers(); err != nil {
+		return err
+	}
+	if c.Token.Header == "" && c.Token.Cookie == "" && c.Token.QueryParameter == "" {
+		return errors.New("token: no source configured")
+	}
+	if !strings.HasPrefix(c.Policy.Query, "data.") {
+		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)
+	}
+	if !slices.Contains([]string{"memory", "redis"}, c.UseLimits.Store) {
+		return fmt.Errorf("use_limits.store %q: want memory or redis", c.UseLimits.Store)
+	}
+	if !slices.Contains([]string{"deny", "allow"}, c.UseLimits.OnStoreError) {
+		return fmt.Errorf("use_limits.on_store_error %q: want deny or allow", c.UseLimits.OnStoreError)
+	}
+	if c.UseLimits.MaxTTL < 0 {
+		return errors.New("use_limits.max_ttl must be positive")
+	}
+	for claim, header := range c.Forward.ClaimsToHeaders {
+		if claim == "" || header == "" || header != strings.ToLower(header) || strings.HasPrefix(header, ":") {
+			return fmt.Errorf("forward.claims_to_headers %q: %q: want a claim and a lowercase header name", claim, header)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateIssuers() error {
+	names := map[string]bool{}
+	issuers := map[string]bool{}
+	for n, is := range c.Issuers {
+		where := fmt.Sprintf("issuers[%d]", n)
+		if !namePattern.MatchString(is.Name) {
+			return fmt.Errorf("%s.name %q: want letters, digits, '.', '_' or '-'", where, is.Name)
+		}
+		where = fmt.Sprintf("issuer %q", is.Name)
+		if names[is.Name] {
+			return fmt.Errorf("%s: name used twice", where)
+		}
+		names[is.Name] = true
+		if is.Issuer == "" {
+			return fmt.Errorf("%s: issuer is required", where)
+		}
+		if issuers[is.Issuer] {
+			return fmt.Errorf("%s: issuer %q used twice", where, is.Issuer)
+		}
+		issuers[is.Issuer] = true
+		if is.JWKSURL == "" {
+			return fmt.Errorf("%s: jwks_url is required", where)
+		}
+		for _, alg := range is.Algorithms {
+			if !slices.Contains(DefaultAlgorithms, alg) {
+				return fmt.Errorf("%s: algorithm %q not allowed (want asymmetric: %s)", where, alg, strings.Join(DefaultAlgorithms, " "))
+			}
+		}
+		if is.Leeway < 0 || is.MaxLifetime < 0 || is.RefreshInterval < 0 || is.FetchTimeout < 0 || is.MinRefreshInterval < 0 {
+			return fmt.Errorf("%s: durations must not be negative", where)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const full = `
+grpc:
+  address: 127.0.0.1:9191
+  reflection: false
+http:
+  address: 127.0.0.1:9192
+issuers:
+  - name: corp
+    issuer: https://idp.example.com/
+    jwks_url: https://idp.example.com/.well-known/jwks.json
+    audiences: [orders-api]
+    algorithms: [RS256, ES256]
+    leeway: 45s
+    require_expiration: false
+    max_lifetime: 1h
+    typ: at+jwt
+    refresh_interval: 5m
+token:
+  header: Authorization
+  cookie: session
+policy:
+  paths: [policies/]
+use_limits:
+  store: redis
+  redis: {address: "${TW_TEST_REDIS}", password: "${TW_TEST_UNSET}"}
+  max_ttl: 2h
+forward:
+  claims_to_headers: {sub: x-user-id}
+  remove_authorization: true
+`
+
+func TestParseFull(t *testing.T) {
+	t.Setenv("TW_TEST_REDIS", "10.0.0.5:6380")
+	c, err := Parse([]byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := c.Issuers[0]
+	if is.Leeway != 45*time.Second || is.MaxLifetime != time.Hour || is.ExpirationRequired() || is.Typ != "at+jwt" {
+		t.Errorf("issuer = %+v", is)
+	}
+	if c.GRPC.ReflectionEnabled() {
+		t.Error("reflection: false was ignored")
+	}
+	if c.UseLimits.Redis.Address != "10.0.0.5:6380" || c.UseLimits.Redis.Password != "" {
+		t.Errorf("expansion: redis = %+v", c.UseLimits.Redis)
+	}
+	if c.Token.Header != "authorization" {
+		t.Errorf("header name not lowercased: %q", c.Token.Header)
+	}
+	if c.UseLimits.OnStoreError != "deny" || c.UseLimits.Redis.KeyPrefix != "tokenwise:" || c.Policy.Query != "data.envoy.authz.allow" {
+		t.Errorf("defaults not applied: %+v %+v", c.UseLimits, c.Policy)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte("issuers:\n  - {name: a, issuer: https://a/, jwks_url: https://a/jwks}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := c.Issuers[0]
+	if !is.ExpirationRequired() || is.Leeway != 30*time.Second || len(is.Algorithms) != len(DefaultAlgorithms) || is.RefreshInterval != 5*time.Minute {
+		t.Errorf("issuer defaults = %+v", is)
+	}
+	if !c.GRPC.ReflectionEnabled() || c.GRPC.Address != "127.0.0.1:9191" || c.HTTP.Address != "127.0.0.1:9192" || c.UseLimits.Store != "memory" || c.UseLimits.MaxTTL != 24*time.Hour {
+		t.Errorf("defaults = %+v", c)
+	}
+	if _, err := Parse(nil); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	cases := map[string]struct{ yaml, want string }{
+		"unknown key":        {"grpc:\n  adress: x\n", "field adress not found"},
+		"bad duration":       {"issuers:\n  - {name: a, issuer: i, jwks_url: u, leeway: soon}\n", "soon"},
+		"HMAC":               {"issuers:\n  - {name: a, issuer: i, jwks_url: u, algorithms: [HS256]}\n", `algorithm "HS256" not allowed`},
+		"none":               {"issuers:\n  - {name: a, issuer: i, jwks_url: u, algorithms: [none]}\n", `"none" not allowed`},
+		"duplicate name":     {"issuers:\n  - {name: a, issuer: i, jwks_url: u}\n  - {name: a, issuer: j, jwks_url: u}\n", "name used twice"},
+		"duplicate issuer":   {"issuers:\n  - {name: a, issuer: i, jwks_url: u}\n  - {name: b, issuer: i, jwks_url: u}\n", "used twice"},
+		"no jwks":            {"issuers:\n  - {name: a, issuer: i}\n", "jwks_url is required"},
+		"bad name":           {"issuers:\n  - {name: 'a b', issuer: i, jwks_url: u}\n", "issuers[0].name"},
+		"store":              {"use_limits: {store: etcd}\n", "use_limits.store"},
+		"on_store_error":     {"use_limits: {on_store_error: maybe}\n", "on_store_error"},
+		"address":            {"grpc: {address: nowhere}\n", "grpc.address"},
+		"half tls":           {"grpc: {tls: {cert_file: a.pem}}\n", "cert_file and key_file"},
+		"log level":          {"log: {level: loud}\n", "log.level"},
+		"header upper":       {"forward: {claims_to_headers: {sub: X-User}}\n", "claims_to_headers"},
+		"not a map":          {"- just\n- a list\n", "cannot unmarshal"},
+		"query":              {"policy: {query: allow}\n", "policy.query"},
+		"unknown nested key": {"use_limits:\n  redis: {adress: x}\n", "field adress not found"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tw.yaml")
+	if err := os.WriteFile(path, []byte("bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("err = %v, want file and key named", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file loaded")
+	}
+}

@@ -1,0 +1,66 @@
+package observe
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Entry is one decision-log line. It has no field for a token, an
+// Authorization header or a cookie, so none can be logged by mistake; Path
+// must already have any token query parameter redacted.
+type Entry struct {
+	DecisionID string
+	RequestID  string
+	Method     string
+	Path       string
+	Issuer     string
+	Subject    string
+	JTI        string
+	// Outcome is allow or deny.
+	Outcome string
+	// Status is the HTTP status of a deny (0 on allow).
+	Status int
+	Reason string
+	Took   time.Duration
+}
+
+// DecisionLog writes one JSON line per Check.
+type DecisionLog struct {
+	logger *slog.Logger
+}
+
+// NewDecisionLog logs decisions through logger (nil: discard).
+func NewDecisionLog(logger *slog.Logger) *DecisionLog {
+	return &DecisionLog{logger: logger}
+}
+
+// Log writes e at info level.
+func (l *DecisionLog) Log(ctx context.Context, e Entry) {
+	if l == nil || l.logger == nil {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("decision_id", e.DecisionID),
+		slog.String("outcome", e.Outcome),
+		slog.String("reason", e.Reason),
+		slog.String("method", e.Method),
+		slog.String("path", e.Path),
+		slog.Float64("latency_ms", float64(e.Took.Microseconds())/1000),
+	}
+	attrs = appendNonEmpty(attrs, "request_id", e.RequestID)
+	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
+	attrs = appendNonEmpty(attrs, "sub", e.Subject)
+	attrs = appendNonEmpty(attrs, "jti", e.JTI)
+	if e.Status != 0 {
+		attrs = append(attrs, slog.Int("status", e.Status))
+	}
+	l.logger.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
+}
+
+func appendNonEmpty(attrs []slog.Attr, key, value string) []slog.Attr {
+	if value == "" {
+		return attrs
+	}
+	return append(attrs, slog.String(key, value))
+}

@@ -1,0 +1,121 @@
+// Package observe holds what operators see of tokenwise at work: Prometheus
+// metrics and the JSON decision log. It imports no other tokenwise package, so
+// every stage of the Check pipeline can report through it.
+package observe
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are tokenwise's Prometheus series. A nil *Metrics records nothing,
+// so tests and tools can pass nil.
+type Metrics struct {
+	registry      *prometheus.Registry
+	decisions     *prometheus.CounterVec
+	checkLatency  prometheus.Histogram
+	jwksRefreshes *prometheus.CounterVec
+	jwksFailures  *prometheus.CounterVec
+	storeLatency  *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
+	policyReloads *prometheus.CounterVec
+	panics        prometheus.Counter
+}
+
+// NewMetrics creates the series on a fresh registry with Go and process collectors.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		registry: r,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenwise_decisions_total", Help: "Checks answered, by outcome (allow, deny) and reason.",
+		}, []string{"outcome", "reason"}),
+		checkLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tokenwise_check_duration_seconds", Help: "Time to answer one Check.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		jwksRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenwise_jwks_refreshes_total", Help: "JWKS fetches that succeeded, by issuer.",
+		}, []string{"issuer"}),
+		jwksFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenwise_jwks_refresh_failures_total", Help: "JWKS fetches that failed, by issuer.",
+		}, []string{"issuer"}),
+		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tokenwise_use_limit_store_duration_seconds", Help: "Use-limit store call latency, by store.",
+			Buckets: []float64{.00001, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"store"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenwise_use_limit_store_errors_total", Help: "Use-limit store calls that failed, by store.",
+		}, []string{"store"}),
+		policyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenwise_policy_reloads_total", Help: "Policy reloads, by result (success, failure).",
+		}, []string{"result"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokenwise_check_panics_total", Help: "Checks that panicked and were denied.",
+		}),
+	}
+	r.MustRegister(m.decisions, m.checkLatency, m.jwksRefreshes, m.jwksFailures, m.storeLatency, m.storeErrors, m.policyReloads, m.panics)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// Decision counts one answered Check and its latency.
+func (m *Metrics) Decision(outcome, reason string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(outcome, reason).Inc()
+	m.checkLatency.Observe(took.Seconds())
+}
+
+// JWKSRefresh counts one JWKS fetch of issuer; err is nil on success.
+func (m *Metrics) JWKSRefresh(issuer string, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.jwksFailures.WithLabelValues(issuer).Inc()
+		return
+	}
+	m.jwksRefreshes.WithLabelValues(issuer).Inc()
+}
+
+// StoreCall records one use-limit store call's latency and whether it failed.
+func (m *Metrics) StoreCall(store string, took time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.storeLatency.WithLabelValues(store).Observe(took.Seconds())
+	if err != nil {
+		m.storeErrors.WithLabelValues(store).Inc()
+	}
+}
+
+// PolicyReload counts one policy (re)load; err is nil on success.
+func (m *Metrics) PolicyReload(err error) {
+	if m == nil {
+		return
+	}
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	m.policyReloads.WithLabelValues(result).Inc()
+}
+
+// Panic counts one Check that panicked.
+func (m *Metrics) Panic() {
+	if m == nil {
+		return
+	}
+	m.panics.Inc()
+}

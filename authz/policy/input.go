@@ -1,0 +1,182 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenwise/tokenwise/authz/verify"
+)
+
+// versionValue is OPA-Envoy's input.version for ext_authz v3.
+var versionValue = ast.NewObject(
+	[2]*ast.Term{ast.StringTerm("encoding"), ast.StringTerm("protojson")},
+	[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
+)
+
+// Input builds the Rego input for req and tok as an ast.Value, in
+// OPA-Envoy's shape plus token:
+//
+//   - attributes: the CheckRequest attributes with JSON field names, as
+//     OPA-Envoy renders them (request.http.headers, source.address.socketAddress,
+//     contextExtensions, metadataContext, ...). When Envoy sent only header_map
+//     (encode_raw_headers), request.http.headers is filled from it too
+//     (names lowercased, repeated names joined with ","), so policies see one shape.
+//   - parsed_path: the unescaped path split on "/", without the query.
+//   - parsed_query: each query parameter name to the array of its values.
+//   - parsed_body: the JSON (or form) body, null when there is none, it is
+//     not parsed, or it is truncated; truncated_body says whether it was cut
+//     short by Envoy or is longer than maxBody (maxBody <= 0: no cap).
+//   - version: {"encoding": "protojson", "ext_authz": "v3"}.
+//   - source_principal: attributes.source.principal when set, as OPA-Envoy does.
+//   - token: null when tok is nil, else {issuer, header, claims, scopes}.
+//
+// An error (bad path or query escapes, a malformed JSON body) means the
+// request cannot be judged; the caller denies it.
+func Input(req *authv3.CheckRequest, tok *verify.Token, maxBody int) (ast.Value, error) {
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	if httpReq == nil {
+		return nil, errors.New("check request has no attributes.request.http")
+	}
+	input := protoValue(req.ProtoReflect()).(ast.Object)
+	headers := httpReq.GetHeaders()
+	if len(headers) == 0 && len(httpReq.GetHeaderMap().GetHeaders()) > 0 {
+		headers = headersFromMap(httpReq)
+		setHTTPHeaders(input, headers)
+	}
+
+	parsedPath, parsedQuery, err := parsePath(httpReq.GetPath())
+	if err != nil {
+		return nil, err
+	}
+	body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody(), maxBody)
+	if err != nil {
+		return nil, err
+	}
+	tokenValue, err := tokenInput(tok)
+	if err != nil {
+		return nil, err
+	}
+
+	input.Insert(ast.InternedTerm("parsed_path"), ast.NewTerm(parsedPath))
+	input.Insert(ast.InternedTerm("parsed_query"), ast.NewTerm(parsedQuery))
+	input.Insert(ast.InternedTerm("parsed_body"), ast.NewTerm(body))
+	input.Insert(ast.InternedTerm("truncated_body"), ast.InternedTerm(truncated))
+	input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue))
+	if p := req.GetAttributes().GetSource().GetPrincipal(); p != "" {
+		input.Insert(ast.InternedTerm("source_principal"), ast.StringTerm(p))
+	}
+	input.Insert(ast.InternedTerm("token"), ast.NewTerm(tokenValue))
+	return input, nil
+}
+
+// headersFromMap flattens Envoy's header_map into the headers map shape.
+func headersFromMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
+	out := make(map[string]string, len(h.GetHeaderMap().GetHeaders()))
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		name := strings.ToLower(hv.GetKey())
+		value := hv.GetValue()
+		if value == "" {
+			value = string(hv.GetRawValue())
+		}
+		if prev, ok := out[name]; ok {
+			value = prev + "," + value
+		}
+		out[name] = value
+	}
+	return out
+}
+
+// setHTTPHeaders puts headers at attributes.request.http.headers; the path
+// exists because the caller checked that request.http is present.
+func setHTTPHeaders(input ast.Object, headers map[string]string) {
+	httpObj := input
+	for _, key := range []string{"attributes", "request", "http"} {
+		next, ok := httpObj.Get(ast.InternedTerm(key)).Value.(ast.Object)
+		if !ok {
+			return
+		}
+		httpObj = next
+	}
+	httpObj.Insert(ast.InternedTerm("headers"), ast.NewTerm(stringMapValue(headers)))
+}
+
+func stringMapValue(m map[string]string) ast.Object {
+	obj := ast.NewObjectWithCapacity(len(m))
+	for k, v := range m {
+		obj.Insert(ast.InternedTerm(k), ast.StringTerm(v))
+	}
+	return obj
+}
+
+// parsePath splits path as OPA-Envoy does: the part before "?" is unescaped,
+// trimmed of leading slashes and split on "/"; the query is parsed strictly.
+func parsePath(path string) (ast.Value, ast.Value, error) {
+	rawPath, rawQuery, _ := strings.Cut(path, "?")
+	decoded, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("request path: %w", err)
+	}
+	segments := strings.Split(strings.TrimLeft(decoded, "/"), "/")
+	terms := make([]*ast.Term, len(segments))
+	for i, s := range segments {
+		terms[i] = ast.StringTerm(s)
+	}
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, nil, fmt.Errorf("request query: %w", err)
+	}
+	return ast.NewArray(terms...), valuesObject(query), nil
+}
+
+// valuesObject renders url.Values as name → array of values.
+func valuesObject(values url.Values) ast.Object {
+	obj := ast.NewObjectWithCapacity(len(values))
+	for name, vs := range values {
+		terms := make([]*ast.Term, len(vs))
+		for i, v := range vs {
+			terms[i] = ast.StringTerm(v)
+		}
+		obj.Insert(ast.InternedTerm(name), ast.ArrayTerm(terms...))
+	}
+	return obj
+}
+
+// tokenInput is input.token: the SPEC's shape and nothing more, so the raw
+// token can never reach the policy or a decision log that dumps the input.
+func tokenInput(tok *verify.Token) (ast.Value, error) {
+	if tok == nil {
+		return ast.NullValue, nil
+	}
+	header, err := anyMapValue(tok.Header)
+	if err != nil {
+		return nil, fmt.Errorf("token header: %w", err)
+	}
+	claims, err := anyMapValue(tok.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("token claims: %w", err)
+	}
+	scopes := make([]*ast.Term, len(tok.Scopes))
+	for i, s := range tok.Scopes {
+		scopes[i] = ast.StringTerm(s)
+	}
+	return ast.NewObject(
+		[2]*ast.Term{ast.InternedTerm("issuer"), ast.StringTerm(tok.Issuer)},
+		[2]*ast.Term{ast.InternedTerm("header"), ast.NewTerm(header)},
+		[2]*ast.Term{ast.InternedTerm("claims"), ast.NewTerm(claims)},
+		[2]*ast.Term{ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)},
+	), nil
+}
+
+// anyMapValue converts decoded JSON; a nil map is an empty object, not null,
+// so policies can always index into it.
+func anyMapValue(m map[string]any) (ast.Value, error) {
+	if m == nil {
+		return ast.NewObject(), nil
+	}
+	return ast.InterfaceToValue(m)
+}

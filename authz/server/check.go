@@ -1,0 +1,268 @@
+// Package server wires tokenwise's Check pipeline to the network: the gRPC
+// listener (ext_authz v3, grpc.health.v1, reflection) and the HTTP operations
+// listener (/healthz, /readyz, /metrics).
+//
+// A Check reads as the pipeline it is: source → verify → policy → use limit
+// → answer, with the decision log and metrics recorded once at the end.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/tokenwise/tokenwise/authz/answer"
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/observe"
+	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/source"
+	"github.com/tokenwise/tokenwise/authz/uselimit"
+	"github.com/tokenwise/tokenwise/authz/verify"
+)
+
+// Verifier verifies bearer tokens; *verify.Verifier is the real one.
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (*verify.Token, error)
+	Ready() bool
+}
+
+// Policy decides requests; *policy.Engine is the real one.
+type Policy interface {
+	Decide(ctx context.Context, req *authv3.CheckRequest, tok *verify.Token) (policy.Decision, error)
+}
+
+// Authorizer answers Envoy's Check: it is the envoy.service.auth.v3.Authorization service.
+type Authorizer struct {
+	authv3.UnimplementedAuthorizationServer
+
+	finder   *source.Finder
+	verifier Verifier
+	policy   Policy
+	limits   uselimit.Store
+	forward  config.Forward
+	tokenHdr string
+	maxTTL   time.Duration
+	// failOpen lets limited requests through when the store fails (on_store_error: allow).
+	failOpen bool
+	metrics  *observe.Metrics
+	log      *observe.DecisionLog
+	logger   *slog.Logger
+}
+
+// result is the outcome of one Check, kept for the answer, the log and the metrics.
+type result struct {
+	response *authv3.CheckResponse
+	token    *verify.Token
+	outcome  string
+	// label is a short, bounded reason for metrics; reason may be the policy's free text.
+	label  string
+	reason string
+	status int
+}
+
+// Check runs the pipeline for one request. It never returns a gRPC error:
+// Envoy's failure_mode_allow would turn one into an allow. A panic becomes a
+// 500 deny and the server goes on serving.
+func (a *Authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	start := time.Now()
+	var r result
+	defer func() {
+		if p := recover(); p != nil {
+			a.metrics.Panic()
+			a.logger.Error("check panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			r = fail(answer.InternalError("internal error"), "panic", 500)
+		}
+		a.record(ctx, req, r, time.Since(start))
+		resp = r.response
+	}()
+	r = a.decide(ctx, req)
+	return r.response, nil
+}
+
+// decide is the pipeline: source → verify → policy → use limit → answer.
+func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) result {
+	raw, err := a.finder.Find(req)
+	if err != nil {
+		return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
+	}
+	var tok *verify.Token
+	if raw != "" {
+		if tok, err = a.verifier.Verify(ctx, raw); err != nil {
+			return invalidToken(err)
+		}
+	}
+	d, err := a.policy.Decide(ctx, req, tok)
+	if err != nil {
+		a.logger.Error("policy evaluation failed", "error", err)
+		return withToken(fail(answer.InternalError("policy evaluation failed"), "policy_error", 500), tok)
+	}
+	if !d.Allowed {
+		return denied(d, tok)
+	}
+	if r, stop := a.useLimit(ctx, tok, d); stop {
+		return withToken(r, tok)
+	}
+	return result{response: answer.Allow(d, a.upstream(tok)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}
+}
+
+func invalidToken(err error) result {
+	var verr *verify.Error
+	if errors.As(err, &verr) {
+		return fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
+	}
+	return fail(answer.InvalidToken("token is invalid"), "invalid_token", 401)
+}
+
+func denied(d policy.Decision, tok *verify.Token) result {
+	resp := answer.Denied(d, tok != nil)
+	status := int(resp.GetDeniedResponse().GetStatus().GetCode())
+	return result{response: resp, token: tok, outcome: "deny", label: "policy_denied", reason: reasonOr(d.Reason, "policy_denied"), status: status}
+}
+
+// useLimit counts this use when the decision carries a limit. stop is true
+// when the request must be denied instead of allowed.
+func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.Decision) (r result, stop bool) {
+	if d.MaxUses <= 0 {
+		return result{}, false
+	}
+	if tok == nil {
+		// Nothing to count: a use-limited route cannot be anonymous.
+		return denied(policy.Decision{Reason: "a bearer token is required"}, nil), true
+	}
+	if a.limits == nil {
+		return fail(answer.Unavailable("use limits are not configured"), "use_limit_unconfigured", 503), true
+	}
+	ok, err := a.limits.Use(ctx, uselimit.Key(tok), d.MaxUses, uselimit.TTL(tok, time.Now(), a.maxTTL))
+	switch {
+	case err != nil && a.failOpen:
+		a.logger.Warn("use-limit store failed; allowing as on_store_error says", "error", err)
+		return result{}, false
+	case err != nil:
+		a.logger.Error("use-limit store failed", "error", err)
+		return fail(answer.Unavailable("the use-limit store is unavailable"), "store_error", 503), true
+	case !ok:
+		return fail(answer.InvalidToken("token has already been used"), "already_used", 401), true
+	}
+	return result{}, false
+}
+
+// upstream is what tokenwise sets on an allowed request beside the policy:
+// claim values in their headers, and removals. A configured claim header
+// that tokenwise does not set is removed, so a client can never supply it.
+func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
+	var up answer.Upstream
+	for claim, header := range a.forward.ClaimsToHeaders {
+		value, ok := claimValue(tok, claim)
+		if ok {
+			up.Set = append(up.Set, policy.Header{Name: header, Value: value})
+		} else {
+			up.Remove = append(up.Remove, header)
+		}
+	}
+	if a.forward.RemoveAuthorization && tok != nil {
+		up.Remove = append(up.Remove, a.tokenHdr)
+	}
+	return up
+}
+
+// claimValue renders a claim as a header value: strings as they are, numbers
+// and booleans in JSON, arrays of strings joined with ",", anything else as JSON.
+func claimValue(tok *verify.Token, claim string) (string, bool) {
+	if tok == nil {
+		return "", false
+	}
+	v, ok := tok.Claims[claim]
+	if !ok || v == nil {
+		return "", false
+	}
+	switch v := v.(type) {
+	case string:
+		return v, safeHeaderValue(v)
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			s, isString := e.(string)
+			if !isString {
+				return jsonValue(v)
+			}
+			parts = append(parts, s)
+		}
+		s := strings.Join(parts, ",")
+		return s, safeHeaderValue(s)
+	default:
+		return jsonValue(v)
+	}
+}
+
+func jsonValue(v any) (string, bool) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", false
+	}
+	return string(b), safeHeaderValue(string(b))
+}
+
+// safeHeaderValue refuses control characters, which Envoy would reject and
+// which could split headers.
+func safeHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 && s[i] != '\t' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func fail(resp *authv3.CheckResponse, reason string, status int) result {
+	return result{response: resp, outcome: "deny", label: reason, reason: reason, status: status}
+}
+
+func withToken(r result, tok *verify.Token) result {
+	r.token = tok
+	return r
+}
+
+func reasonOr(reason, fallback string) string {
+	if reason == "" {
+		return fallback
+	}
+	return reason
+}
+
+// record writes the decision log line and the metrics for one Check.
+func (a *Authorizer) record(ctx context.Context, req *authv3.CheckRequest, r result, took time.Duration) {
+	a.metrics.Decision(r.outcome, r.label, took)
+	h := req.GetAttributes().GetRequest().GetHttp()
+	e := observe.Entry{
+		DecisionID: newID(),
+		RequestID:  h.GetHeaders()["x-request-id"],
+		Method:     h.GetMethod(),
+		Path:       a.finder.RedactPath(h.GetPath()),
+		Outcome:    r.outcome,
+		Status:     r.status,
+		Reason:     r.reason,
+		Took:       took,
+	}
+	if e.RequestID == "" {
+		e.RequestID = h.GetId()
+	}
+	if t := r.token; t != nil {
+		e.Issuer, e.Subject, e.JTI = t.Issuer, t.Subject, t.ID
+	}
+	a.log.Log(ctx, e)
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,281 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/observe"
+	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/source"
+	"github.com/tokenwise/tokenwise/authz/uselimit"
+	"github.com/tokenwise/tokenwise/authz/verify"
+)
+
+// Options adjust how a Server is built from its configuration.
+type Options struct {
+	// Logger receives the process log and the decision log (nil: slog.Default()).
+	Logger *slog.Logger
+	// PolicyFS, when set, is where policy.paths are read from instead of the
+	// disk; such a policy is not watched for changes.
+	PolicyFS fs.FS
+	// Handlers are extra routes for the operations listener (the dev issuer).
+	Handlers map[string]http.Handler
+	// DrainTimeout bounds how long a shutdown waits for in-flight Checks (default 15s).
+	DrainTimeout time.Duration
+}
+
+// Server is a running tokenwise: its pipeline stages and its two listeners.
+type Server struct {
+	cfg      *config.Config
+	opts     Options
+	logger   *slog.Logger
+	metrics  *observe.Metrics
+	verifier *verify.Verifier
+	policy   *policy.Engine
+	store    uselimit.Store
+	authz    *Authorizer
+	health   *health.Server
+	grpc     *grpc.Server
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+}
+
+// New builds every stage from cfg: it compiles the policy (an error names the
+// fault), starts loading each issuer's JWKS in the background and opens the
+// use-limit store. It does not listen yet; see Listen.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, opts: opts, logger: opts.Logger, metrics: observe.NewMetrics()}
+	var err error
+	s.policy, err = policy.New(ctx, cfg.Policy, policy.Options{Metrics: s.metrics, Logger: s.logger, FS: opts.PolicyFS})
+	if err != nil {
+		return nil, err
+	}
+	s.store, err = uselimit.New(cfg.UseLimits, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger})
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.authz = &Authorizer{
+		finder:   source.New(cfg.Token),
+		verifier: s.verifier,
+		policy:   s.policy,
+		limits:   s.store,
+		forward:  cfg.Forward,
+		tokenHdr: cfg.Token.Header,
+		maxTTL:   cfg.UseLimits.MaxTTL,
+		failOpen: cfg.UseLimits.OnStoreError == "allow",
+		metrics:  s.metrics,
+		log:      observe.NewDecisionLog(s.logger),
+		logger:   s.logger,
+	}
+	if s.grpc, err = s.newGRPC(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.http = &http.Server{Handler: s.opsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Authorizer returns the Check service, for callers that drive it without a
+// listener (tokenwise check).
+func (s *Server) Authorizer() *Authorizer { return s.authz }
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *observe.Metrics { return s.metrics }
+
+func (s *Server) newGRPC() (*grpc.Server, error) {
+	opts := []grpc.ServerOption{
+		// Envoy keeps a few long-lived HTTP/2 connections and pings them.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+	if n := s.cfg.GRPC.MaxConcurrentStreams; n > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(n))
+	}
+	if s.cfg.GRPC.TLS.Enabled() {
+		tc, err := serverTLS(s.cfg.GRPC.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	g := grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(g, s.authz)
+	s.health = health.NewServer()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(g, s.health)
+	if s.cfg.GRPC.ReflectionEnabled() {
+		reflection.Register(g)
+	}
+	return g, nil
+}
+
+func serverTLS(c config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("grpc.tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("grpc.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("grpc.tls.client_ca_file %s: no PEM certificates", c.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+func (s *Server) opsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
+			http.Error(w, "not ready: waiting for every issuer's JWKS to load", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	for pattern, h := range s.opts.Handlers {
+		mux.Handle(pattern, h)
+	}
+	return mux
+}
+
+// Ready reports whether the server can answer Checks correctly: the policy
+// compiled (New would have failed otherwise) and every issuer's JWKS loaded
+// once. The use-limit store is deliberately not part of it: a Redis outage
+// must not take every replica out of the load balancer.
+func (s *Server) Ready() bool { return s.verifier.Ready() }
+
+// Listen binds both listeners; a taken port is an error naming the address.
+func (s *Server) Listen() error {
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPC.Address); err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTP.Address); err != nil {
+		s.grpcLis.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	return nil
+}
+
+// GRPCAddr is the gRPC listener's address, once Listen has run.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the operations listener's address, once Listen has run.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// Serve answers on both listeners until ctx ends, then drains: health turns
+// NOT_SERVING, in-flight Checks finish (up to the drain timeout) and Serve
+// returns nil. Listen must have run.
+func (s *Server) Serve(ctx context.Context) error {
+	errs := make(chan error, 2)
+	go func() { errs <- s.grpc.Serve(s.grpcLis) }()
+	go func() { errs <- ignoreClosed(s.http.Serve(s.httpLis)) }()
+	go s.policy.Watch(ctx)
+	go s.trackReadiness(ctx)
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		s.shutdown()
+		return err
+	}
+	s.shutdown()
+	return nil
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// trackReadiness mirrors Ready into grpc.health.v1 until ctx ends.
+func (s *Server) trackReadiness(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := healthpb.HealthCheckResponse_NOT_SERVING
+	for {
+		now := healthpb.HealthCheckResponse_NOT_SERVING
+		if s.Ready() {
+			now = healthpb.HealthCheckResponse_SERVING
+		}
+		if now != last {
+			s.health.SetServingStatus("", now)
+			s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, now)
+			s.logger.Info("readiness changed", "status", now.String())
+			last = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) shutdown() {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.opts.DrainTimeout):
+		s.logger.Warn("drain timed out; closing remaining connections")
+		s.grpc.Stop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(ctx)
+	s.Close()
+}
+
+// Close releases the stages' resources (JWKS refreshers, the store).
+func (s *Server) Close() {
+	if s.verifier != nil {
+		s.verifier.Close()
+	}
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+}

@@ -1,0 +1,212 @@
+// Package source finds the bearer token in an Envoy CheckRequest.
+//
+// It looks where the configuration says (the Authorization header, a cookie,
+// a query parameter) and refuses requests that carry more than one token, as
+// RFC 6750 §2 requires. It never validates the token; that is package verify.
+package source
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+)
+
+// ErrInvalidRequest is returned (wrapped) when the request is malformed, for
+// example two tokens; it becomes 400 invalid_request.
+var ErrInvalidRequest = errors.New("invalid request")
+
+// Finder finds tokens in requests according to a token configuration.
+type Finder struct {
+	header string
+	cookie string
+	query  string
+}
+
+// New returns a Finder for cfg.
+func New(cfg config.Token) *Finder {
+	return &Finder{header: strings.ToLower(cfg.Header), cookie: cfg.Cookie, query: cfg.QueryParameter}
+}
+
+// Find returns the request's bearer token, or "" when it has none. An error
+// wraps ErrInvalidRequest and its text is safe to show the client.
+func (f *Finder) Find(req *authv3.CheckRequest) (string, error) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	var found []string
+	if f.header != "" {
+		tokens, err := bearerTokens(headerValues(h, f.header))
+		if err != nil {
+			return "", err
+		}
+		found = append(found, tokens...)
+	}
+	if f.cookie != "" {
+		found = append(found, cookieTokens(headerValues(h, "cookie"), f.cookie)...)
+	}
+	if f.query != "" {
+		found = append(found, queryTokens(h.GetPath(), f.query)...)
+	}
+	switch len(found) {
+	case 0:
+		return "", nil
+	case 1:
+		if found[0] == "" {
+			return "", invalid("the bearer token is empty")
+		}
+		return found[0], nil
+	default:
+		return "", invalid("the request carries more than one token")
+	}
+}
+
+func invalid(msg string) error { return &requestError{msg} }
+
+type requestError struct{ msg string }
+
+func (e *requestError) Error() string { return e.msg }
+func (e *requestError) Unwrap() error { return ErrInvalidRequest }
+
+// headerValues returns every value of the header name. Envoy sends headers
+// either in the headers map (repeats joined with ",") or, with
+// encode_raw_headers, in header_map with one entry per occurrence.
+func headerValues(h *authv3.AttributeContext_HttpRequest, name string) []string {
+	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		return headerMapValues(hm, name)
+	}
+	if v, ok := h.GetHeaders()[name]; ok {
+		return []string{v}
+	}
+	return nil
+}
+
+func headerMapValues(hm []*corev3.HeaderValue, name string) []string {
+	var values []string
+	for _, hv := range hm {
+		if !strings.EqualFold(hv.GetKey(), name) {
+			continue
+		}
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		values = append(values, v)
+	}
+	return values
+}
+
+// bearerTokens parses Authorization header values. A value with another
+// scheme (Basic, say) is not ours and is ignored; a comma means Envoy joined
+// two headers, since a JWT never contains one.
+func bearerTokens(values []string) ([]string, error) {
+	var tokens []string
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			token, ok, err := bearer(part)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				tokens = append(tokens, token)
+			}
+		}
+		if strings.Contains(v, ",") && len(tokens) > 0 {
+			return nil, invalid("the request carries more than one Authorization header")
+		}
+	}
+	return tokens, nil
+}
+
+// bearer parses one credentials value: the Bearer scheme, matched
+// case-insensitively (RFC 6750 §2.1), then exactly one b64token.
+func bearer(v string) (token string, ok bool, err error) {
+	v = strings.Trim(v, " \t")
+	scheme, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", false, nil
+	}
+	token = strings.TrimLeft(rest, " \t")
+	if token == "" {
+		return "", false, invalid("the Bearer credentials are empty")
+	}
+	if !isB64Token(token) {
+		return "", false, invalid("the Bearer credentials are not a b64token")
+	}
+	return token, true, nil
+}
+
+// isB64Token reports whether s matches RFC 6750's b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func cookieTokens(values []string, name string) []string {
+	var tokens []string
+	for _, v := range values {
+		// Envoy joins repeated cookie headers with "; " or ","; accept both.
+		for line := range strings.SplitSeq(v, ",") {
+			cookies, err := http.ParseCookie(strings.TrimSpace(line))
+			if err != nil {
+				continue
+			}
+			for _, c := range cookies {
+				if c.Name == name {
+					tokens = append(tokens, c.Value)
+				}
+			}
+		}
+	}
+	return tokens
+}
+
+func queryTokens(path, name string) []string {
+	_, rawQuery, ok := strings.Cut(path, "?")
+	if !ok {
+		return nil
+	}
+	rawQuery, _, _ = strings.Cut(rawQuery, "#")
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		// A malformed query still must not hide a token: count what parsed.
+		return q[name]
+	}
+	return q[name]
+}
+
+// RedactPath returns path with the value of the token's query parameter
+// replaced, so a logged path never carries a token.
+func (f *Finder) RedactPath(path string) string {
+	if f.query == "" {
+		return path
+	}
+	base, rawQuery, ok := strings.Cut(path, "?")
+	if !ok {
+		return path
+	}
+	parts := strings.Split(rawQuery, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if name, err := url.QueryUnescape(k); err == nil && name == f.query || k == f.query {
+			parts[i] = k + "=REDACTED"
+		}
+	}
+	return base + "?" + strings.Join(parts, "&")
+}

@@ -1,0 +1,86 @@
+package source
+
+import (
+	"errors"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+)
+
+const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
+
+func request(path string, headers map[string]string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: path, Headers: headers},
+	}}}
+}
+
+func rawRequest(pairs ...string) *authv3.CheckRequest {
+	req := request("/", nil)
+	hm := &corev3.HeaderMap{}
+	for i := 0; i < len(pairs); i += 2 {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: pairs[i], RawValue: []byte(pairs[i+1])})
+	}
+	req.Attributes.Request.Http.HeaderMap = hm
+	return req
+}
+
+func TestFind(t *testing.T) {
+	all := New(config.Token{Header: "authorization", Cookie: "session", QueryParameter: "access_token"})
+	headerOnly := New(config.Token{Header: "authorization"})
+	cases := []struct {
+		name    string
+		finder  *Finder
+		req     *authv3.CheckRequest
+		want    string
+		invalid bool
+	}{
+		{"bearer", headerOnly, request("/", map[string]string{"authorization": "Bearer " + jwt}), jwt, false},
+		{"scheme case-insensitive", headerOnly, request("/", map[string]string{"authorization": "bEaReR " + jwt}), jwt, false},
+		{"extra spaces", headerOnly, request("/", map[string]string{"authorization": "Bearer   " + jwt + " "}), jwt, false},
+		{"no header", headerOnly, request("/", map[string]string{"x": "y"}), "", false},
+		{"other scheme", headerOnly, request("/", map[string]string{"authorization": "Basic dTpw"}), "", false},
+		{"empty bearer", headerOnly, request("/", map[string]string{"authorization": "Bearer "}), "", true},
+		{"not a b64token", headerOnly, request("/", map[string]string{"authorization": "Bearer a b"}), "", true},
+		{"two joined by envoy", headerOnly, request("/", map[string]string{"authorization": "Bearer " + jwt + ",Bearer " + jwt}), "", true},
+		{"bearer joined with basic", headerOnly, request("/", map[string]string{"authorization": "Basic dTpw, Bearer " + jwt}), "", true},
+		{"header_map", headerOnly, rawRequest("authorization", "Bearer "+jwt), jwt, false},
+		{"header_map repeated", headerOnly, rawRequest("authorization", "Bearer "+jwt, "Authorization", "Bearer "+jwt), "", true},
+		{"header_map other header", headerOnly, rawRequest("x-a", "Bearer "+jwt), "", false},
+		{"cookie", all, request("/", map[string]string{"cookie": "a=b; session=" + jwt}), jwt, false},
+		{"cookie twice", all, request("/", map[string]string{"cookie": "session=" + jwt + "; session=" + jwt}), "", true},
+		{"query", all, request("/x?access_token="+jwt+"&a=1", nil), jwt, false},
+		{"query off by default", headerOnly, request("/x?access_token="+jwt, nil), "", false},
+		{"header plus query", all, request("/x?access_token="+jwt, map[string]string{"authorization": "Bearer " + jwt}), "", true},
+		{"header plus cookie", all, request("/x", map[string]string{"authorization": "Bearer " + jwt, "cookie": "session=" + jwt}), "", true},
+		{"nil request", headerOnly, &authv3.CheckRequest{}, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.finder.Find(c.req)
+			if c.invalid {
+				if !errors.Is(err, ErrInvalidRequest) {
+					t.Fatalf("err = %v, want invalid request", err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("Find = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestRedactPath(t *testing.T) {
+	f := New(config.Token{Header: "authorization", QueryParameter: "access_token"})
+	got := f.RedactPath("/a?x=1&access_token=" + jwt + "&y=2")
+	if got != "/a?x=1&access_token=REDACTED&y=2" {
+		t.Errorf("RedactPath = %q", got)
+	}
+	if got := New(config.Token{Header: "authorization"}).RedactPath("/a?access_token=x"); got != "/a?access_token=x" {
+		t.Errorf("redacted without a query source: %q", got)
+	}
+}

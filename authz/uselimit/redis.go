@@ -1,0 +1,150 @@
+package uselimit
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+)
+
+// fallbackTimeout bounds a Redis call whose context has no deadline, so a
+// hung server cannot hold a Check forever. Checks normally carry Envoy's
+// deadline, which is then used as is.
+const fallbackTimeout = 2 * time.Second
+
+// useScript counts one use if fewer than ARGV[1] are counted, and gives a new
+// count its lifetime (ARGV[2] milliseconds) on the first use. Like the memory
+// store, the count stops at the limit, so it is the number of uses allowed.
+// Redis runs a script atomically, which makes N-use limits exact across replicas.
+const useScript = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  return 0
+end
+if redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`
+
+// Redis is the Store shared by every replica. Calls are auto-pipelined over
+// one connection, which rueidis re-dials on its own after a failure.
+type Redis struct {
+	client rueidis.Client
+	prefix string
+	use    *rueidis.Lua
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store for the Redis server in cfg. It does not need the
+// server to be up: when it is not, NewRedis still succeeds, every call
+// returns an error until the server answers, and then calls work without a
+// new store. Only a configuration that cannot work is an error.
+func NewRedis(cfg config.Redis) (*Redis, error) {
+	opt := rueidis.ClientOption{
+		InitAddress: []string{cfg.Address},
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		SelectDB:    cfg.DB,
+		ClientName:  "tokenwise",
+		// ForceSingleClient skips cluster discovery, and with it rueidis
+		// returns a usable client even when the first dial fails.
+		ForceSingleClient: true,
+		// Counts are written on every read; client-side caching would be wrong.
+		DisableCache: true,
+	}
+	if cfg.TLS {
+		host, _, err := net.SplitHostPort(cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("uselimit: redis address %q: %w", cfg.Address, err)
+		}
+		opt.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	client, err := rueidis.NewClient(opt)
+	if client == nil {
+		return nil, fmt.Errorf("uselimit: redis: %w", err)
+	}
+	// A dial error here means the server is down or refusing us for now:
+	// serving must not depend on it, and calls report it until it is fixed.
+	return &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript)}, nil
+}
+
+// Use records one use of key (under the store's key prefix) if fewer than
+// limit uses are counted, and reports whether it did. One-use limits are a
+// single SET NX PX; larger limits run an atomic script. A limit below 1
+// allows nothing and records nothing; a ttl below MinTTL is raised to it.
+// The call ends at ctx's deadline (fallbackTimeout when it has none).
+func (r *Redis) Use(ctx context.Context, key string, limit int64, ttl time.Duration) (bool, error) {
+	if limit < 1 {
+		return false, nil
+	}
+	ctx, cancel := callContext(ctx)
+	defer cancel()
+	k := r.prefix + key
+	ms := ceilMillis(max(ttl, MinTTL))
+	if limit == 1 {
+		return r.useOnce(ctx, k, ms)
+	}
+	args := []string{strconv.FormatInt(limit, 10), strconv.FormatInt(ms, 10)}
+	n, err := r.use.Exec(ctx, r.client, []string{k}, args).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("uselimit: redis: %w", err)
+	}
+	return n == 1, nil
+}
+
+// useOnce sets k only if it does not exist: the first use wins.
+func (r *Redis) useOnce(ctx context.Context, k string, ms int64) (bool, error) {
+	cmd := r.client.B().Set().Key(k).Value("1").Nx().PxMilliseconds(ms).Build()
+	err := r.client.Do(ctx, cmd).Error()
+	switch {
+	case err == nil:
+		return true, nil
+	case rueidis.IsRedisNil(err): // NX: the key exists, the one use is spent
+		return false, nil
+	default:
+		return false, fmt.Errorf("uselimit: redis: %w", err)
+	}
+}
+
+// Uses returns the number of allowed uses of key (0 when absent or expired).
+func (r *Redis) Uses(ctx context.Context, key string) (int64, error) {
+	ctx, cancel := callContext(ctx)
+	defer cancel()
+	n, err := r.client.Do(ctx, r.client.B().Get().Key(r.prefix+key).Build()).AsInt64()
+	switch {
+	case err == nil:
+		return n, nil
+	case rueidis.IsRedisNil(err):
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("uselimit: redis: %w", err)
+	}
+}
+
+// Close closes the connection to Redis.
+func (r *Redis) Close() error {
+	r.client.Close()
+	return nil
+}
+
+// callContext gives ctx a deadline when it has none.
+func callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, fallbackTimeout)
+}
+
+// ceilMillis rounds d up to whole milliseconds, so a count never dies before
+// the token it counts.
+func ceilMillis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}

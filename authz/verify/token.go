@@ -1,0 +1,38 @@
+package verify
+
+import "time"
+
+// Token is a bearer token whose signature and claims have been verified.
+// It never holds the raw token string, so it is safe to keep and to log parts of.
+type Token struct {
+	// Issuer is the configured name of the issuer that signed the token.
+	Issuer string
+	// Header is the decoded JOSE header.
+	Header map[string]any
+	// Claims is the decoded claim set.
+	Claims map[string]any
+	// Scopes come from the space-separated scope claim or the scp array.
+	Scopes []string
+	// Subject and ID are the sub and jti claims ("" when absent).
+	Subject string
+	ID      string
+	// IssuedAt and Expiry are iat and exp (zero when absent).
+	IssuedAt time.Time
+	Expiry   time.Time
+	// Leeway is the issuer's allowed clock skew; a use count lives until Expiry plus Leeway.
+	Leeway time.Duration
+	// ContentHash is the SHA-256 of the signed content (the header and payload
+	// segments, never the signature, which can be spelled more than one way).
+	// Use-limit keys fall back to it when the token has no jti.
+	ContentHash [32]byte
+}
+
+// Error is why a token was refused. Description is safe to show the client
+// (it becomes the RFC 6750 error_description) and never contains the token.
+type Error struct {
+	Description string
+	// Reason is a short stable label for metrics and the decision log, e.g. "expired".
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Description }

@@ -1,0 +1,310 @@
+// Package verify checks bearer tokens (SPEC step 2): it picks the configured
+// issuer by the token's iss, verifies the signature with that issuer's JWKS
+// keys only (keyfunc/v3 over golang-jwt/v5), and validates the claims: alg
+// allowlist, exact iss, aud any-of, exp/nbf/iat with leeway, max_lifetime and
+// typ. Each issuer's JWKS loads and refreshes in the background, so nothing
+// here blocks a request on the network for longer than the request allows.
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/observe"
+)
+
+// MaxTokenBytes caps the compact token; a bigger one is refused before any decoding.
+const MaxTokenBytes = 16 << 10
+
+// Options are the Verifier's collaborators; every field may be left zero.
+type Options struct {
+	// Metrics counts JWKS fetches; nil records nothing.
+	Metrics *observe.Metrics
+	// Logger receives JWKS load and failure messages; nil discards them.
+	Logger *slog.Logger
+	// HTTPClient fetches JWKS; nil uses a client with connect, TLS and header timeouts.
+	HTTPClient *http.Client
+}
+
+// Verifier verifies tokens against the configured issuers. It is safe for concurrent use.
+type Verifier struct {
+	byIssuer map[string]*issuer
+	all      []*issuer
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+// issuer is one configured issuer with its parser and keys.
+type issuer struct {
+	cfg    config.Issuer
+	algs   map[string]bool
+	parser *jwt.Parser
+	keys   *keySource
+}
+
+// New starts background JWKS loading for every issuer; it never blocks on the network.
+func New(issuers []config.Issuer, opts Options) (*Verifier, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = defaultHTTPClient()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v := &Verifier{byIssuer: map[string]*issuer{}, cancel: cancel}
+	for _, cfg := range issuers {
+		is, err := v.newIssuer(ctx, withDefaults(cfg), client, opts.Metrics, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		v.byIssuer[cfg.Issuer] = is
+		v.all = append(v.all, is)
+	}
+	for _, is := range v.all {
+		v.wg.Add(1)
+		go is.keys.run()
+	}
+	return v, nil
+}
+
+// withDefaults fills the zero values that config.Load would have defaulted,
+// for callers (dev mode, tests) that build an Issuer by hand. A zero Leeway
+// stays zero: it is a meaningful value.
+func withDefaults(cfg config.Issuer) config.Issuer {
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = slices.Clone(config.DefaultAlgorithms)
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = 5 * time.Minute
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 5 * time.Second
+	}
+	if cfg.MinRefreshInterval <= 0 {
+		cfg.MinRefreshInterval = 10 * time.Second
+	}
+	return cfg
+}
+
+func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *http.Client, m *observe.Metrics, log *slog.Logger) (*issuer, error) {
+	where := fmt.Sprintf("verify: issuer %q", cfg.Name)
+	if cfg.Issuer == "" {
+		return nil, fmt.Errorf("%s: issuer is required", where)
+	}
+	if _, dup := v.byIssuer[cfg.Issuer]; dup {
+		return nil, fmt.Errorf("%s: issuer %q configured twice", where, cfg.Issuer)
+	}
+	if u, err := url.ParseRequestURI(cfg.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%s: jwks_url %q is not an http(s) URL", where, cfg.JWKSURL)
+	}
+	algs := map[string]bool{}
+	for _, alg := range cfg.Algorithms {
+		// Defence in depth: config validation already refuses these, but
+		// HMAC or none here would let a public key act as a shared secret.
+		if !slices.Contains(config.DefaultAlgorithms, alg) {
+			return nil, fmt.Errorf("%s: algorithm %q is not an allowed asymmetric algorithm", where, alg)
+		}
+		algs[alg] = true
+	}
+	store := jwkset.NewMemoryStorage()
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	keys := &keySource{
+		name: cfg.Name, url: cfg.JWKSURL, algs: cfg.Algorithms, client: client,
+		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
+		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
+	}
+	return &issuer{cfg: cfg, algs: algs, parser: newParser(cfg), keys: keys}, nil
+}
+
+// newParser gives golang-jwt every rule it can enforce itself.
+func newParser(cfg config.Issuer) *jwt.Parser {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(cfg.Algorithms),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithJSONNumber(),
+		// Strict base64 gives each token one spelling of its signed content,
+		// which the use-limit key (ContentHash) relies on.
+		jwt.WithStrictDecoding(),
+	}
+	if len(cfg.Audiences) > 0 {
+		opts = append(opts, jwt.WithAudience(cfg.Audiences...)) // any of them
+	}
+	if cfg.ExpirationRequired() {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	return jwt.NewParser(opts...)
+}
+
+// defaultHTTPClient bounds every phase of a JWKS fetch and refuses redirects
+// that would leave https.
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: time.Minute, // a backstop; each fetch has its own FetchTimeout
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   2,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("too many redirects")
+			}
+			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				return errors.New("redirect from https to http refused")
+			}
+			return nil
+		},
+	}
+}
+
+// Ready reports whether every issuer's JWKS has loaded at least once.
+func (v *Verifier) Ready() bool {
+	for _, is := range v.all {
+		if !is.keys.loaded.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Close stops background refreshes and waits for running fetches to end.
+func (v *Verifier) Close() {
+	v.once.Do(func() {
+		v.cancel()
+		v.wg.Wait()
+	})
+}
+
+// Verify checks raw (the compact JWS, without "Bearer ") and returns the
+// verified token or a *Error. ctx carries the Check's deadline: a key refresh
+// for an unknown kid is waited for no longer than that.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
+	if len(raw) > MaxTokenBytes {
+		return nil, newError(ReasonMalformed, "token is too large")
+	}
+	signed, ok := signingInput(raw)
+	if !ok {
+		return nil, newError(ReasonMalformed, "token is malformed")
+	}
+	hdr, iss, err := peek(raw)
+	if err != nil {
+		return nil, err
+	}
+	is, ok := v.byIssuer[iss]
+	if !ok {
+		return nil, newError(ReasonUnknownIssuer, "unknown issuer")
+	}
+	if err := is.checkHeader(hdr); err != nil {
+		return nil, err
+	}
+	claims := jwt.MapClaims{}
+	tok, perr := is.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		return is.keys.key(ctx, t)
+	})
+	if perr != nil {
+		return nil, fromJWT(perr, claims, is.cfg.ExpirationRequired())
+	}
+	return is.token(tok.Header, claims, sha256.Sum256([]byte(signed)))
+}
+
+// signingInput returns the header.payload part of a compact JWS with exactly three segments.
+func signingInput(raw string) (string, bool) {
+	if strings.Count(raw, ".") != 2 {
+		return "", false
+	}
+	return raw[:strings.LastIndexByte(raw, '.')], true
+}
+
+// peek decodes the header and the payload's iss without trusting either, to
+// choose the issuer whose keys and rules then decide.
+func peek(raw string) (map[string]any, string, *Error) {
+	parts := strings.SplitN(raw, ".", 3)
+	var hdr map[string]any
+	if err := decodeSegment(parts[0], &hdr); err != nil || hdr == nil {
+		return nil, "", newError(ReasonMalformed, "token header is malformed")
+	}
+	var payload struct {
+		Iss any `json:"iss"`
+	}
+	if err := decodeSegment(parts[1], &payload); err != nil {
+		return nil, "", newError(ReasonMalformed, "token payload is malformed")
+	}
+	switch iss := payload.Iss.(type) {
+	case string:
+		return hdr, iss, nil
+	case nil:
+		return nil, "", newError(ReasonUnknownIssuer, "token has no issuer")
+	}
+	return nil, "", newError(ReasonMalformed, "token issuer is not a string")
+}
+
+func decodeSegment(seg string, into any) error {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, into)
+}
+
+// checkHeader applies the header rules golang-jwt does not: a precise answer
+// for alg, no crit, and the issuer's typ.
+func (is *issuer) checkHeader(hdr map[string]any) *Error {
+	alg, _ := hdr["alg"].(string)
+	switch {
+	case alg == "":
+		return newError(ReasonMalformed, "token has no algorithm")
+	case strings.EqualFold(alg, "none"):
+		return newError(ReasonAlgNotAllowed, "token algorithm none is not allowed")
+	case !is.algs[alg]:
+		return newError(ReasonAlgNotAllowed, "token algorithm is not allowed")
+	}
+	// RFC 7515 §4.1.11: a recipient must reject crit parameters it does not
+	// understand, and tokenwise understands none.
+	if _, ok := hdr["crit"]; ok {
+		return newError(ReasonCrit, "token has critical header parameters that are not supported")
+	}
+	if is.cfg.Typ != "" {
+		typ, _ := hdr["typ"].(string)
+		if mediaType(typ) != mediaType(is.cfg.Typ) {
+			return newError(ReasonTyp, "token type is not accepted")
+		}
+	}
+	return nil
+}
+
+// mediaType normalises a typ value: RFC 7515 §4.1.9 compares media types
+// case-insensitively, and "application/" may be left out.
+func mediaType(typ string) string {
+	t := strings.ToLower(typ)
+	return strings.TrimPrefix(t, "application/")
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/devissuer"
+	"github.com/tokenwise/tokenwise/authz/server"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// The development issuer's iss and aud, and where its routes live on the
+// operations listener.
+const (
+	devIssuerPath = "/dev"
+	devAudience   = "tokenwise-dev"
+)
+
+// dev runs the quick start: serve, plus an in-process issuer and the bundled policies.
+func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o overrides
+	if err := parse(newFlags("dev", &o, false), args); err != nil {
+		return err
+	}
+	cfg := config.Default()
+	if err := o.apply(cfg); err != nil {
+		return err
+	}
+	if err := requireLoopback(cfg.HTTP.Address); err != nil {
+		return err
+	}
+	base := "http://" + cfg.HTTP.Address + devIssuerPath
+	iss, err := devissuer.New(base, devAudience)
+	if err != nil {
+		return err
+	}
+	cfg.Issuers = []config.Issuer{{
+		Name: "dev", Issuer: base, JWKSURL: base + "/jwks.json", Audiences: []string{devAudience}, Algorithms: []string{"ES256"},
+	}}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
+	cfg.Policy.Paths = []string{"."}
+	opts := server.Options{
+		Logger:   newLogger(stderr, cfg.Log.Level),
+		PolicyFS: policyFS(),
+		Handlers: map[string]http.Handler{
+			"GET " + devIssuerPath + "/jwks.json": iss.JWKS(),
+			"GET " + devIssuerPath + "/token":     iss.MintHandler(),
+		},
+	}
+	if opts.PolicyFS == nil {
+		cfg.Policy.Paths = []string{"policies/"}
+	}
+	return runServer(ctx, cfg, opts, func(s *server.Server) { printQuickStart(stdout, iss, s) })
+}
+
+// policyFS is the embedded bundled policies, unless ./policies exists: then
+// the files on disk are used (nil), so edits are picked up while developing.
+func policyFS() fs.FS {
+	if st, err := os.Stat("policies"); err == nil && st.IsDir() {
+		return nil
+	}
+	return policies.FS
+}
+
+// requireLoopback keeps the development issuer off the network: anyone who
+// can reach it can mint tokens.
+func requireLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("dev: --http-address %s is not loopback; the development issuer must not be reachable from the network", addr)
+	}
+	return nil
+}
+
+func printQuickStart(w io.Writer, iss *devissuer.Issuer, s *server.Server) {
+	token, err := iss.Mint(devissuer.Token{Subject: "alice", Scopes: []string{"orders:read"}})
+	if err != nil {
+		fmt.Fprintln(w, "mint failed:", err)
+		return
+	}
+	grpcurl := "go run github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4 -plaintext"
+	request := func(auth string) string {
+		headers := `"x-request-id":"quick-start"`
+		if auth != "" {
+			headers += `,"authorization":"Bearer ` + auth + `"`
+		}
+		return `'{"attributes":{"request":{"http":{"method":"GET","path":"/orders/42","host":"shop.local","headers":{` + headers + `}}}}}'`
+	}
+	lines := []string{
+		"tokenwise dev is running (development issuer, bundled policies; keys vanish when it stops).",
+		"",
+		"gRPC (ext_authz v3):  " + s.GRPCAddr(),
+		"operations:           http://" + s.HTTPAddr() + "  (/healthz /readyz /metrics)",
+		"",
+		"A token for alice with scope orders:read, valid for an hour:",
+		"",
+		token,
+		"",
+		"Ask tokenwise as Envoy would (allowed, with x-user-id: alice):",
+		"",
+		"  " + grpcurl + " -d " + request(token) + " " + s.GRPCAddr() + " envoy.service.auth.v3.Authorization/Check",
+		"",
+		"Without the token (denied, 401 with a Bearer challenge):",
+		"",
+		"  " + grpcurl + " -d " + request("") + " " + s.GRPCAddr() + " envoy.service.auth.v3.Authorization/Check",
+		"",
+		"More tokens: curl 'http://" + s.HTTPAddr() + devIssuerPath + "/token?sub=bob&scope=orders:read+orders:write&one_time=true&ttl=10m'",
+		"",
+	}
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
