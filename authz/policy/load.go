@@ -49,6 +49,9 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 	files := make([]string, 0, len(result.Modules))
 	for name, m := range result.Modules {
 		opts = append(opts, rego.ParsedModule(m.Parsed))
+		if loc := m.Parsed.Package.Location; loc != nil && loc.File != "" {
+			name = loc.File // the path as given, for logs
+		}
 		files = append(files, name)
 	}
 	slices.Sort(files)

@@ -2,10 +2,12 @@ package policy
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -25,12 +27,24 @@ func protoValue(m protoreflect.Message) ast.Value {
 		return v
 	}
 	obj := ast.NewObjectWithCapacity(m.Descriptor().Fields().Len())
+	// The request headers are the largest part of a Check; reading the Go
+	// map directly skips protoreflect's per-entry boxing.
+	httpReq, _ := m.Interface().(*authv3.AttributeContext_HttpRequest)
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		obj.Insert(ast.InternedTerm(fd.JSONName()), ast.NewTerm(fieldValue(fd, v)))
+		var value ast.Value
+		if httpReq != nil && fd.Number() == headersField {
+			value = stringMapValue(httpReq.GetHeaders())
+		} else {
+			value = fieldValue(fd, v)
+		}
+		obj.Insert(ast.InternedTerm(fd.JSONName()), ast.NewTerm(value))
 		return true
 	})
 	return obj
 }
+
+// headersField is the field number of AttributeContext.HttpRequest.headers.
+const headersField = 3
 
 func fieldValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) ast.Value {
 	switch {
@@ -102,9 +116,9 @@ func wellKnownValue(m protoreflect.Message) (ast.Value, bool) {
 	case *structpb.ListValue:
 		return listValue(x), true
 	case *timestamppb.Timestamp:
-		return ast.String(x.AsTime().UTC().Format(time.RFC3339Nano)), true
+		return ast.String(timestampText(x.AsTime())), true
 	case *durationpb.Duration:
-		return ast.String(strconv.FormatFloat(x.AsDuration().Seconds(), 'f', -1, 64) + "s"), true
+		return ast.String(durationText(x.GetSeconds(), x.GetNanos())), true
 	}
 	if isWrapper(m.Descriptor().FullName()) {
 		fd := m.Descriptor().Fields().ByName("value")
@@ -153,4 +167,41 @@ func jsonValue(v *structpb.Value) ast.Value {
 		return listValue(k.ListValue)
 	}
 	return ast.NullValue
+}
+
+// timestampText formats t as protojson does: UTC, with 0, 3, 6 or 9
+// fractional digits.
+func timestampText(t time.Time) string {
+	t = t.UTC()
+	layout := "2006-01-02T15:04:05Z07:00"
+	switch ns := t.Nanosecond(); {
+	case ns == 0:
+	case ns%1e6 == 0:
+		layout = "2006-01-02T15:04:05.000Z07:00"
+	case ns%1e3 == 0:
+		layout = "2006-01-02T15:04:05.000000Z07:00"
+	default:
+		layout = "2006-01-02T15:04:05.000000000Z07:00"
+	}
+	return t.Format(layout)
+}
+
+// durationText formats a Duration as protojson does: seconds with 0, 3, 6
+// or 9 fractional digits and an "s".
+func durationText(secs int64, nanos int32) string {
+	sign := ""
+	if secs < 0 || nanos < 0 {
+		sign, secs, nanos = "-", -secs, -nanos
+	}
+	frac := ""
+	switch {
+	case nanos == 0:
+	case nanos%1e6 == 0:
+		frac = fmt.Sprintf(".%03d", nanos/1e6)
+	case nanos%1e3 == 0:
+		frac = fmt.Sprintf(".%06d", nanos/1e3)
+	default:
+		frac = fmt.Sprintf(".%09d", nanos)
+	}
+	return sign + strconv.FormatInt(secs, 10) + frac + "s"
 }

@@ -14,33 +14,6 @@ import (
 // errUndefined is returned when the query has no value for the input.
 var errUndefined = errors.New("policy decision is undefined")
 
-// decisionKeys are the object keys tokenwise reads. Other keys are ignored,
-// as OPA-Envoy ignores them, so its policies work unchanged.
-var decisionKeys = map[string]func(*Decision, any) error{
-	"allowed":                   func(*Decision, any) error { return nil }, // parsed first
-	"headers":                   func(d *Decision, v any) (err error) { d.Headers, err = headerList(v, true); return },
-	"request_headers_to_remove": func(d *Decision, v any) (err error) { d.RequestHeadersToRemove, err = nameList(v, true); return },
-	"response_headers_to_add":   func(d *Decision, v any) (err error) { d.ResponseHeadersToAdd, err = headerList(v, true); return },
-	"query_parameters_to_set":   func(d *Decision, v any) (err error) { d.QueryParametersToSet, err = headerList(v, false); return },
-	"query_parameters_to_remove": func(d *Decision, v any) (err error) {
-		d.QueryParametersToRemove, err = nameList(v, false)
-		return
-	},
-	"http_status":      parseStatus,
-	"body":             parseBodyKey,
-	"dynamic_metadata": parseMetadata,
-	"one_time_use":     parseOneTime,
-	"max_uses":         parseMaxUses,
-	"reason": func(d *Decision, v any) error {
-		s, ok := v.(string)
-		if !ok {
-			return errors.New("want a string")
-		}
-		d.Reason = s
-		return nil
-	},
-}
-
 // parseDecision turns the query's value into a Decision: a boolean, or an
 // object with OPA-Envoy's keys plus one_time_use, max_uses and reason.
 func parseDecision(v any) (Decision, error) {
@@ -59,24 +32,61 @@ func parseObject(obj map[string]any) (Decision, error) {
 		return Decision{}, fmt.Errorf("policy decision: allowed is %s: want a boolean", typeName(obj["allowed"]))
 	}
 	d := Decision{Allowed: allowed}
-	var oneTime bool
+	// Sorted, so the first fault reported is always the same one.
 	for _, key := range slices.Sorted(maps.Keys(obj)) {
-		parse, known := decisionKeys[key]
-		if !known {
-			continue
-		}
-		if key == "one_time_use" {
-			oneTime = obj[key] == true
-		}
-		if err := parse(&d, obj[key]); err != nil {
+		if err := parseKey(&d, key, obj[key]); err != nil {
 			return Decision{}, fmt.Errorf("policy decision: %s: %w", key, err)
 		}
 	}
-	// one_time_use is max_uses 1, the smallest limit, so it wins when both are given.
-	if oneTime {
-		d.MaxUses = 1
-	}
 	return d, nil
+}
+
+// parseKey reads one key of an object decision. Keys tokenwise does not know
+// are ignored, as OPA-Envoy ignores them, so its policies work unchanged.
+func parseKey(d *Decision, key string, v any) (err error) {
+	switch key {
+	case "headers":
+		d.Headers, err = headerList(v, true)
+	case "request_headers_to_remove":
+		d.RequestHeadersToRemove, err = nameList(v, true)
+	case "response_headers_to_add":
+		d.ResponseHeadersToAdd, err = headerList(v, true)
+	case "query_parameters_to_set":
+		d.QueryParametersToSet, err = headerList(v, false)
+	case "query_parameters_to_remove":
+		d.QueryParametersToRemove, err = nameList(v, false)
+	case "http_status":
+		d.HTTPStatus, err = httpStatus(v)
+	case "body":
+		d.Body, err = bodyText(v)
+	case "dynamic_metadata":
+		var ok bool
+		if d.DynamicMetadata, ok = v.(map[string]any); !ok {
+			err = fmt.Errorf("is %s: want an object", typeName(v))
+		}
+	case "one_time_use":
+		once, ok := v.(bool)
+		if !ok {
+			return fmt.Errorf("is %s: want a boolean", typeName(v))
+		}
+		if once {
+			d.MaxUses = 1 // max_uses 1, the smallest limit there is
+		}
+	case "max_uses":
+		n, ok := integer(v)
+		if !ok || n <= 0 {
+			return fmt.Errorf("%s: want a positive integer", jsonText(v))
+		}
+		if d.MaxUses == 0 || n < d.MaxUses { // both given: the smaller wins
+			d.MaxUses = n
+		}
+	case "reason":
+		var ok bool
+		if d.Reason, ok = v.(string); !ok {
+			err = fmt.Errorf("is %s: want a string", typeName(v))
+		}
+	}
+	return err
 }
 
 // headerList parses an object of name → string or array of strings; an
@@ -164,55 +174,24 @@ func checkName(name string, header bool) (string, error) {
 	return name, nil
 }
 
-func parseStatus(d *Decision, v any) error {
+func httpStatus(v any) (int, error) {
 	n, ok := integer(v)
 	if !ok || n < 100 || n > 599 {
-		return fmt.Errorf("%s is not an HTTP status (100-599)", jsonText(v))
+		return 0, fmt.Errorf("%s is not an HTTP status (100-599)", jsonText(v))
 	}
-	d.HTTPStatus = int(n)
-	return nil
+	return int(n), nil
 }
 
-// parseBodyKey takes a string as is and JSON-encodes an object or array.
-func parseBodyKey(d *Decision, v any) error {
+// bodyText takes a string as is and JSON-encodes an object or array.
+func bodyText(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
-		d.Body = x
-		return nil
+		return x, nil
 	case map[string]any, []any:
-		bs, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		d.Body = string(bs)
-		return nil
+		bs, err := json.Marshal(x)
+		return string(bs), err
 	}
-	return fmt.Errorf("is %s: want a string or an object", typeName(v))
-}
-
-func parseMetadata(d *Decision, v any) error {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return fmt.Errorf("is %s: want an object", typeName(v))
-	}
-	d.DynamicMetadata = obj
-	return nil
-}
-
-func parseOneTime(_ *Decision, v any) error {
-	if _, ok := v.(bool); !ok {
-		return fmt.Errorf("is %s: want a boolean", typeName(v))
-	}
-	return nil
-}
-
-func parseMaxUses(d *Decision, v any) error {
-	n, ok := integer(v)
-	if !ok || n <= 0 {
-		return fmt.Errorf("%s: want a positive integer", jsonText(v))
-	}
-	d.MaxUses = n
-	return nil
+	return "", fmt.Errorf("is %s: want a string or an object", typeName(v))
 }
 
 // integer reads a whole number from a decoded JSON value (OPA gives json.Number).

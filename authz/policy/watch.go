@@ -53,9 +53,10 @@ func (e *Engine) Watch(ctx context.Context) error {
 			}
 			e.log.Warn("policy watch", "error", err)
 		case <-timer.C:
-			_ = e.Reload(ctx) // logged and counted by Reload
-			// Directories may have been created or replaced: watch them too.
+			// Directories may have been created or replaced: watch them
+			// before loading, so a write right after the load is not missed.
 			e.addWatches(w, roots)
+			_ = e.Reload(ctx) // logged and counted by Reload
 		}
 	}
 }

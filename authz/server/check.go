@@ -116,6 +116,11 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) resul
 
 func invalidToken(err error) result {
 	var verr *verify.Error
+	if errors.As(err, &verr) && verr.Reason == verify.ReasonJWKSUnavailable {
+		// The token may well be good: the issuer's keys never loaded. Tell
+		// the client to retry rather than to throw its token away.
+		return fail(answer.Unavailable(verr.Description), verr.Reason, 503)
+	}
 	if errors.As(err, &verr) {
 		return fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
 	}

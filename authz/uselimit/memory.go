@@ -1,7 +1,6 @@
 package uselimit
 
 import (
-	"container/heap"
 	"context"
 	"crypto/sha256"
 	"sync"
@@ -13,11 +12,9 @@ const (
 	// shardCount spreads keys over independently locked maps so concurrent
 	// checks of different tokens rarely wait for each other.
 	shardCount = 64
-	// bucketWidth is the granularity of the expiry wheel. It only decides
-	// when memory is freed: reads treat an entry past its expiry as absent,
-	// so counts vanish on time whatever the janitor does.
-	bucketWidth = int64(time.Second)
-	// sweepInterval is how often the janitor frees expired counts.
+	// sweepInterval is how often the janitor frees expired counts. It only
+	// decides when memory is freed: reads treat a count past its expiry as
+	// absent, so counts vanish on time whatever the janitor does.
 	sweepInterval = time.Second
 )
 
@@ -33,22 +30,22 @@ type entry struct {
 	count  int64
 }
 
-// shard is one lock's worth of counts with its own expiry wheel.
+// shard is one lock's worth of counts with its own expiry queue.
 type shard struct {
 	mu     sync.Mutex
 	counts map[digest]entry
-	// buckets holds, per expiry second, the keys whose counts expire in it.
-	buckets map[int64][]digest
-	// order is a min-heap of the bucket numbers present in buckets, so the
-	// janitor finds expired buckets without scanning.
-	order bucketHeap
-	_     [64]byte // keeps neighbouring shards' locks off one cache line
+	// expiries is a min-heap of every count's expiry, so the janitor finds
+	// what expired without scanning. It costs 24 bytes a count however the
+	// expiries spread, where a wheel of per-second buckets costs more when
+	// expiries are far apart.
+	expiries expiryHeap
+	_        [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
 // Memory is the in-process Store: counts live in this process only, so it
 // suits a single replica. It is safe for any number of concurrent callers.
-// A janitor goroutine frees expired counts once a second by popping expiry
-// buckets, never by scanning all counts.
+// A janitor goroutine frees expired counts once a second by popping them
+// off per-shard expiry heaps, never by scanning all counts.
 type Memory struct {
 	shards    [shardCount]shard
 	now       func() int64 // unix nanoseconds; replaced in tests
@@ -70,7 +67,6 @@ func newMemory(now func() int64) *Memory {
 	m := &Memory{now: now, stop: make(chan struct{})}
 	for i := range m.shards {
 		m.shards[i].counts = make(map[digest]entry)
-		m.shards[i].buckets = make(map[int64][]digest)
 	}
 	return m
 }
@@ -91,7 +87,7 @@ func (m *Memory) Use(_ context.Context, key string, limit int64, ttl time.Durati
 	e, ok := s.counts[d]
 	if !ok || e.expiry <= now {
 		e = entry{expiry: now + int64(max(ttl, MinTTL))}
-		s.schedule(d, e.expiry)
+		s.expiries.push(expiring{at: e.expiry, key: d})
 	}
 	if e.count >= limit {
 		return false, nil
@@ -154,32 +150,19 @@ func (m *Memory) len() int {
 	return n
 }
 
-// schedule files d under the bucket its expiry falls in. Called with s.mu held.
-func (s *shard) schedule(d digest, expiry int64) {
-	// Round up: every key in bucket b expires at or before b*bucketWidth.
-	b := (expiry + bucketWidth - 1) / bucketWidth
-	keys, ok := s.buckets[b]
-	if !ok {
-		heap.Push(&s.order, b)
-	}
-	s.buckets[b] = append(keys, d)
-}
-
-// sweep drops the buckets that ended by now, and with them every count whose
-// expiry has passed. A key can sit in an old bucket after its count was
-// renewed, so the count's own expiry decides.
+// sweep drops every count expired at now. A key can be queued twice when
+// its count expired and was renewed before a sweep, so the count's own
+// expiry decides.
 func (s *shard) sweep(now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.order) > 0 && s.order[0]*bucketWidth <= now {
-		b := heap.Pop(&s.order).(int64)
-		for _, d := range s.buckets[b] {
-			if e, ok := s.counts[d]; ok && e.expiry <= now {
-				delete(s.counts, d)
-			}
+	for len(s.expiries) > 0 && s.expiries[0].at <= now {
+		d := s.expiries.pop().key
+		if e, ok := s.counts[d]; ok && e.expiry <= now {
+			delete(s.counts, d)
 		}
-		delete(s.buckets, b)
 	}
+	s.expiries.shrink()
 }
 
 // hashKey digests key without copying it: sha256 only reads its input.
@@ -188,20 +171,56 @@ func hashKey(key string) digest {
 	return digest(sum[:16])
 }
 
-// bucketHeap is a min-heap of bucket numbers for container/heap.
-type bucketHeap []int64
+// expiring is one queued expiry.
+type expiring struct {
+	at  int64 // unix nanoseconds
+	key digest
+}
 
-func (h bucketHeap) Len() int           { return len(h) }
-func (h bucketHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h bucketHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+// expiryHeap is a min-heap on at. It is typed rather than container/heap so
+// a push does not box (and allocate) each element.
+type expiryHeap []expiring
 
-// Push appends x (an int64); container/heap restores the order.
-func (h *bucketHeap) Push(x any) { *h = append(*h, x.(int64)) }
+// push adds x and sifts it up to its place.
+func (h *expiryHeap) push(x expiring) {
+	*h = append(*h, x)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if q[parent].at <= q[i].at {
+			break
+		}
+		q[parent], q[i] = q[i], q[parent]
+		i = parent
+	}
+}
 
-// Pop removes the last element; container/heap moved the minimum there.
-func (h *bucketHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+// pop removes and returns the earliest expiry; h must not be empty.
+func (h *expiryHeap) pop() expiring {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	*h = q
+	for i := 0; ; {
+		least := i
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
+			if c < len(q) && q[c].at < q[least].at {
+				least = c
+			}
+		}
+		if least == i {
+			return top
+		}
+		q[i], q[least] = q[least], q[i]
+		i = least
+	}
+}
+
+// shrink gives memory back after a mass expiry: append never does.
+func (h *expiryHeap) shrink() {
+	if cap(*h) > 1024 && len(*h) < cap(*h)/4 {
+		*h = append(expiryHeap(nil), *h...)
+	}
 }

@@ -163,11 +163,11 @@ func TestMemorySweepKeepsRenewedCount(t *testing.T) {
 	ctx := context.Background()
 	m.Use(ctx, "k", 1, 2*time.Second)
 	clock.advance(3 * time.Second)
-	// Renewed without a sweep in between: the key now sits in two buckets.
+	// Renewed without a sweep in between: the key is queued twice.
 	m.Use(ctx, "k", 1, time.Hour)
 	m.sweep(clock.now())
 	if n, _ := m.Uses(ctx, "k"); n != 1 {
-		t.Fatalf("sweep of the old bucket dropped the renewed count: Uses = %d", n)
+		t.Fatalf("sweep of the old expiry dropped the renewed count: Uses = %d", n)
 	}
 }
 
@@ -251,9 +251,31 @@ func heapForCounts(n int) (uint64, *Memory) {
 	for i := range n {
 		buf = strconv.AppendInt(buf[:prefix], int64(i), 10)
 		// Expiries spread over an hour, as real tokens' would be.
-		m.Use(ctx, string(buf), 1, time.Duration(i%3600)*time.Second+time.Hour)
+		m.Use(ctx, string(buf), 1, time.Duration(i%86400)*time.Second+time.Hour)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	return after.HeapAlloc - before.HeapAlloc, m
+}
+
+func TestExpiryHeapPopsInOrder(t *testing.T) {
+	var h expiryHeap
+	// A fixed pseudo-random sequence with duplicates.
+	x := int64(7)
+	for range 5000 {
+		x = (x*1103515245 + 12345) % 2147483648
+		h.push(expiring{at: x % 1000})
+	}
+	prev := int64(-1)
+	for len(h) > 0 {
+		at := h.pop().at
+		if at < prev {
+			t.Fatalf("popped %d after %d", at, prev)
+		}
+		prev = at
+	}
+	h.shrink()
+	if cap(h) > 1024 {
+		t.Fatalf("empty heap kept capacity %d", cap(h))
+	}
 }

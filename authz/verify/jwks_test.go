@@ -81,7 +81,7 @@ func TestUnknownKIDFloodIsBounded(t *testing.T) {
 
 func TestUnknownKIDRefreshRespectsMinInterval(t *testing.T) {
 	iss := verifytest.NewIssuer(t)
-	v := readyVerifier(t, issuerCfg(iss, "corp", func(c *config.Issuer) { c.MinRefreshInterval = 200 * time.Millisecond }))
+	v := readyVerifier(t, issuerCfg(iss, "corp", func(c *config.Issuer) { c.MinRefreshInterval = 500 * time.Millisecond }))
 	base := iss.Hits()
 	unknown := iss.MintWith("RS256", map[string]any{"kid": "nope"}, nil)
 	wantReason(t, v, unknown, ReasonUnknownKID)
@@ -89,7 +89,7 @@ func TestUnknownKIDRefreshRespectsMinInterval(t *testing.T) {
 	if got := iss.Hits() - base; got != 1 {
 		t.Fatalf("hits = %d, want 1 within the minimum interval", got)
 	}
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	wantReason(t, v, unknown, ReasonUnknownKID)
 	if got := iss.Hits() - base; got != 2 {
 		t.Fatalf("hits = %d, want 2 after the minimum interval", got)

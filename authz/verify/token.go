@@ -7,9 +7,10 @@ import "time"
 type Token struct {
 	// Issuer is the configured name of the issuer that signed the token.
 	Issuer string
-	// Header is the decoded JOSE header.
+	// Header is the decoded JOSE header (JSON numbers as float64, as golang-jwt decodes it).
 	Header map[string]any
-	// Claims is the decoded claim set.
+	// Claims is the decoded claim set. JSON numbers are json.Number, so large
+	// integers stay exact; objects are map[string]any and arrays []any.
 	Claims map[string]any
 	// Scopes come from the space-separated scope claim or the scp array.
 	Scopes []string

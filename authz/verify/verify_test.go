@@ -217,9 +217,18 @@ func TestMalformed(t *testing.T) {
 		"payload array":  parts[0] + "." + encodeJSON(t, []int{1}) + "." + parts[2],
 		"no alg":         encodeJSON(t, map[string]any{"kid": "x"}) + "." + parts[1] + "." + parts[2],
 		"too large":      iss.Mint(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)}),
+		// Same signature bytes, another spelling: refused so a token has one form.
+		"non-canonical signature": good[:len(good)-1] + respell(good[len(good)-1:]),
 	} {
 		t.Run(name, func(t *testing.T) { wantReason(t, v, raw, ReasonMalformed) })
 	}
+}
+
+// respell flips the lowest bit of a final base64url character, which for an
+// RS256 signature (4 padding bits) decodes to the same bytes unless strict.
+func respell(c string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	return string(alphabet[strings.Index(alphabet, c)^1])
 }
 
 func TestClaimTypes(t *testing.T) {

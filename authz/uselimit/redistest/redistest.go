@@ -33,8 +33,8 @@ type Server struct {
 	dir   string
 
 	mu     sync.Mutex
-	proc   *os.Process // nil when stopped
-	exited chan error  // receives the process's exit once
+	proc   *os.Process   // nil when stopped
+	exited chan struct{} // closed once the process has exited
 }
 
 // Start runs redis-server on a free loopback port and waits until it answers
@@ -129,8 +129,11 @@ func (s *Server) start() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	if err := waitReady(s.Addr(), exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -144,12 +147,12 @@ func (s *Server) start() error {
 
 // waitReady polls addr with PING until a reply comes, the process exits or
 // startTimeout passes.
-func waitReady(addr string, exited <-chan error) error {
+func waitReady(addr string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("redis-server exited: %v", err)
+		case <-exited:
+			return errors.New("redis-server exited")
 		default:
 		}
 		if ping(addr) == nil {

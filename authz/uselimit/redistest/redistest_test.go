@@ -1,0 +1,41 @@
+package redistest
+
+import (
+	"testing"
+)
+
+func TestStartStopRestartKeepsAddress(t *testing.T) {
+	s := Start(t)
+	addr := s.Addr()
+	if err := ping(addr); err != nil {
+		t.Fatalf("PING after Start: %v", err)
+	}
+	s.Stop()
+	if err := ping(addr); err == nil {
+		t.Fatal("PING answered after Stop")
+	}
+	s.Stop() // a second Stop is harmless
+	s.Restart()
+	if s.Addr() != addr {
+		t.Fatalf("Restart moved from %s to %s", addr, s.Addr())
+	}
+	if err := ping(addr); err != nil {
+		t.Fatalf("PING after Restart: %v", err)
+	}
+}
+
+func TestStartSkipsOutsideCIWhenServerCannotStart(t *testing.T) {
+	t.Setenv("CI", "")
+	old := Binary
+	Binary = "/nonexistent/redis-server"
+	defer func() { Binary = old }()
+	var skipped bool
+	t.Run("start", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		Start(t)
+		t.Error("Start returned without a server")
+	})
+	if !skipped {
+		t.Fatal("Start did not skip")
+	}
+}
