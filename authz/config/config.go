@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -84,6 +85,10 @@ type Issuer struct {
 	// MinRefreshInterval is the shortest gap between two refreshes that
 	// unknown key ids trigger, so random kids cannot hammer the issuer.
 	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
+	// AllowInsecureJWKSURL lets jwks_url be plain http on a non-loopback
+	// host. Keys fetched without TLS can be replaced by anyone on the path,
+	// so it is off by default; loopback http is always allowed.
+	AllowInsecureJWKSURL bool `yaml:"allow_insecure_jwks_url"`
 }
 
 // ExpirationRequired reports whether a token without exp is invalid (the default).
@@ -98,7 +103,12 @@ type Token struct {
 	Header         string `yaml:"header"`
 	Cookie         string `yaml:"cookie"`
 	QueryParameter string `yaml:"query_parameter"`
+	// MaxBytes caps a token's length; a longer one is refused before any decoding.
+	MaxBytes int `yaml:"max_bytes"`
 }
+
+// DefaultMaxTokenBytes is token.max_bytes when the file does not set it.
+const DefaultMaxTokenBytes = 16 << 10
 
 // Policy says which Rego files to load and which rule to ask.
 type Policy struct {
@@ -203,6 +213,9 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Token.Header, "authorization")
 	c.Token.Header = strings.ToLower(c.Token.Header)
+	if c.Token.MaxBytes == 0 {
+		c.Token.MaxBytes = DefaultMaxTokenBytes
+	}
 	if len(c.Policy.Paths) == 0 {
 		c.Policy.Paths = []string{"policies/"}
 	}
@@ -270,6 +283,9 @@ func (c *Config) Validate() error {
 	if c.Token.Header == "" && c.Token.Cookie == "" && c.Token.QueryParameter == "" {
 		return errors.New("token: no source configured")
 	}
+	if c.Token.MaxBytes < 0 {
+		return errors.New("token.max_bytes must be positive")
+	}
 	if !strings.HasPrefix(c.Policy.Query, "data.") {
 		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)
 	}
@@ -313,6 +329,9 @@ func (c *Config) validateIssuers() error {
 		if is.JWKSURL == "" {
 			return fmt.Errorf("%s: jwks_url is required", where)
 		}
+		if err := checkJWKSURL(is.JWKSURL, is.AllowInsecureJWKSURL); err != nil {
+			return fmt.Errorf("%s: jwks_url %q: %v", where, is.JWKSURL, err)
+		}
 		for _, alg := range is.Algorithms {
 			if !slices.Contains(DefaultAlgorithms, alg) {
 				return fmt.Errorf("%s: algorithm %q not allowed (want asymmetric: %s)", where, alg, strings.Join(DefaultAlgorithms, " "))
@@ -323,4 +342,34 @@ func (c *Config) validateIssuers() error {
 		}
 	}
 	return nil
+}
+
+// checkJWKSURL requires https: keys fetched over plain http can be swapped by
+// anyone on the path. Plain http is allowed to a loopback host (a sidecar or
+// a test) or when the issuer opts in with allow_insecure_jwks_url.
+func checkJWKSURL(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" {
+		return errors.New("not an absolute http(s) URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if allowInsecure || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return errors.New("must be https (http only for a loopback host, or with allow_insecure_jwks_url: true)")
+	}
+	return errors.New("not an absolute http(s) URL")
+}
+
+// isLoopback reports whether host is localhost, 127.0.0.0/8 or ::1. Other
+// names are not resolved: what they resolve to can change.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -83,13 +83,13 @@ func TestDefaults(t *testing.T) {
 func TestFaults(t *testing.T) {
 	cases := map[string]struct{ yaml, want string }{
 		"unknown key":        {"grpc:\n  adress: x\n", "field adress not found"},
-		"bad duration":       {"issuers:\n  - {name: a, issuer: i, jwks_url: u, leeway: soon}\n", "soon"},
-		"HMAC":               {"issuers:\n  - {name: a, issuer: i, jwks_url: u, algorithms: [HS256]}\n", `algorithm "HS256" not allowed`},
-		"none":               {"issuers:\n  - {name: a, issuer: i, jwks_url: u, algorithms: [none]}\n", `"none" not allowed`},
-		"duplicate name":     {"issuers:\n  - {name: a, issuer: i, jwks_url: u}\n  - {name: a, issuer: j, jwks_url: u}\n", "name used twice"},
-		"duplicate issuer":   {"issuers:\n  - {name: a, issuer: i, jwks_url: u}\n  - {name: b, issuer: i, jwks_url: u}\n", "used twice"},
+		"bad duration":       {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks, leeway: soon}\n", "soon"},
+		"HMAC":               {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks, algorithms: [HS256]}\n", `algorithm "HS256" not allowed`},
+		"none":               {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks, algorithms: [none]}\n", `"none" not allowed`},
+		"duplicate name":     {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks}\n  - {name: a, issuer: j, jwks_url: https://i/jwks}\n", "name used twice"},
+		"duplicate issuer":   {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks}\n  - {name: b, issuer: i, jwks_url: https://i/jwks}\n", "used twice"},
 		"no jwks":            {"issuers:\n  - {name: a, issuer: i}\n", "jwks_url is required"},
-		"bad name":           {"issuers:\n  - {name: 'a b', issuer: i, jwks_url: u}\n", "issuers[0].name"},
+		"bad name":           {"issuers:\n  - {name: 'a b', issuer: i, jwks_url: https://i/jwks}\n", "issuers[0].name"},
 		"store":              {"use_limits: {store: etcd}\n", "use_limits.store"},
 		"on_store_error":     {"use_limits: {on_store_error: maybe}\n", "on_store_error"},
 		"address":            {"grpc: {address: nowhere}\n", "grpc.address"},
@@ -124,5 +124,62 @@ func TestLoadNamesFile(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Fatal("missing file loaded")
+	}
+}
+
+func TestJWKSURLMustBeHTTPS(t *testing.T) {
+	issuer := func(url, extra string) string {
+		return "issuers:\n  - {name: a, issuer: https://a/, jwks_url: \"" + url + "\"" + extra + "}\n"
+	}
+	for _, url := range []string{
+		"https://idp.example.com/jwks",
+		"http://127.0.0.1:8080/jwks",
+		"http://127.1.2.3/jwks",
+		"http://[::1]:9000/jwks",
+		"http://localhost:9000/jwks",
+		"http://LOCALHOST/jwks",
+	} {
+		if _, err := Parse([]byte(issuer(url, ""))); err != nil {
+			t.Errorf("%s refused: %v", url, err)
+		}
+	}
+	for _, url := range []string{
+		"http://idp.example.com/jwks",
+		"http://10.0.0.1/jwks",
+		"http://localhost.evil.example/jwks",
+		"http://127.0.0.1.nip.io/jwks",
+		"ftp://idp.example.com/jwks",
+		"file:///etc/jwks.json",
+		"idp.example.com/jwks",
+		"https:///jwks",
+	} {
+		_, err := Parse([]byte(issuer(url, "")))
+		if err == nil || !strings.Contains(err.Error(), "jwks_url") {
+			t.Errorf("%s: err = %v, want a jwks_url error", url, err)
+		}
+	}
+	// The explicit opt-in allows plain http, and only http(s).
+	c, err := Parse([]byte(issuer("http://idp.internal/jwks", ", allow_insecure_jwks_url: true")))
+	if err != nil || !c.Issuers[0].AllowInsecureJWKSURL {
+		t.Fatalf("opt-in: %v", err)
+	}
+	if _, err := Parse([]byte(issuer("ftp://idp.internal/jwks", ", allow_insecure_jwks_url: true"))); err == nil {
+		t.Fatal("opt-in allowed a non-http scheme")
+	}
+}
+
+func TestTokenMaxBytes(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Token.MaxBytes != 16384 || Default().Token.MaxBytes != 16384 {
+		t.Fatalf("default token.max_bytes = %d", c.Token.MaxBytes)
+	}
+	if c, err = Parse([]byte("token: {max_bytes: 4096}\n")); err != nil || c.Token.MaxBytes != 4096 {
+		t.Fatalf("max_bytes 4096: %v %+v", err, c)
+	}
+	if _, err := Parse([]byte("token: {max_bytes: -1}\n")); err == nil || !strings.Contains(err.Error(), "max_bytes") {
+		t.Fatalf("negative max_bytes: %v", err)
 	}
 }

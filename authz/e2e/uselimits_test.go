@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/base64"
 	"fmt"
@@ -60,7 +59,10 @@ func startFleet(t *testing.T, n int, edit func(*config.Config)) fleet {
 	first := start(t, edit)
 	f := fleet{first}
 	for range n - 1 {
-		f = append(f, start(t, edit, func(c *config.Config) { c.Issuers[0] = first.issuer.Config("corp"); c.Issuers[0].Audiences = []string{"orders-api"} }))
+		f = append(f, start(t, edit, func(c *config.Config) {
+			c.Issuers[0] = first.issuer.Config("corp")
+			c.Issuers[0].Audiences = []string{"orders-api"}
+		}))
 	}
 	for _, h := range f {
 		h.waitReady()
@@ -219,6 +221,5 @@ func highS(t *testing.T, token string) string {
 	s.Sub(n, s)
 	out := append([]byte{}, sig[:32]...)
 	out = append(out, s.FillBytes(make([]byte, 32))...)
-	_ = ecdsa.PublicKey{}
 	return token[:i+1] + base64.RawURLEncoding.EncodeToString(out)
 }

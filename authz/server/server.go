@@ -38,6 +38,10 @@ type Options struct {
 	PolicyFS fs.FS
 	// Handlers are extra routes for the operations listener (the dev issuer).
 	Handlers map[string]http.Handler
+	// HTTPListener, when set, is the operations listener, already bound:
+	// the dev issuer binds it first so that its JWKS URL is known and
+	// answers from the first fetch.
+	HTTPListener net.Listener
 	// DrainTimeout bounds how long a shutdown waits for in-flight Checks (default 15s).
 	DrainTimeout time.Duration
 }
@@ -79,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
-	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger})
+	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger, MaxTokenBytes: cfg.Token.MaxBytes})
 	if err != nil {
 		s.store.Close()
 		return nil, err
@@ -190,6 +194,9 @@ func (s *Server) Listen() error {
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPC.Address); err != nil {
 		return fmt.Errorf("grpc listener: %w", err)
+	}
+	if s.httpLis = s.opts.HTTPListener; s.httpLis != nil {
+		return nil
 	}
 	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTP.Address); err != nil {
 		s.grpcLis.Close()

@@ -63,6 +63,7 @@ func TestTTL(t *testing.T) {
 		{"already past", verify.Token{Expiry: now.Add(-time.Hour)}, time.Hour, MinTTL},
 		{"exactly now", verify.Token{Expiry: now}, time.Hour, MinTTL},
 		{"zero max_ttl", verify.Token{}, 0, MinTTL},
+		{"exp centuries away", verify.Token{Expiry: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, time.Hour, MaxTTL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

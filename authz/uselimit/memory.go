@@ -73,8 +73,8 @@ func newMemory(now func() int64) *Memory {
 
 // Use records one use of key if fewer than limit uses are counted, and
 // reports whether it did. The count stops at limit, so it is the number of
-// uses allowed. A limit below 1 allows nothing and records nothing; a ttl
-// below MinTTL is raised to it.
+// uses allowed. A limit below 1 allows nothing and records nothing; ttl is
+// clamped to [MinTTL, MaxTTL].
 func (m *Memory) Use(_ context.Context, key string, limit int64, ttl time.Duration) (bool, error) {
 	if limit < 1 {
 		return false, nil
@@ -86,7 +86,7 @@ func (m *Memory) Use(_ context.Context, key string, limit int64, ttl time.Durati
 	defer s.mu.Unlock()
 	e, ok := s.counts[d]
 	if !ok || e.expiry <= now {
-		e = entry{expiry: now + int64(max(ttl, MinTTL))}
+		e = entry{expiry: now + int64(clampTTL(ttl))}
 		s.expiries.push(expiring{at: e.expiry, key: d})
 	}
 	if e.count >= limit {

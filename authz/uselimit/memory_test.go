@@ -2,6 +2,7 @@ package uselimit
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
@@ -204,6 +205,13 @@ func TestMemoryEdgeArguments(t *testing.T) {
 	clock.advance(MinTTL - 1)
 	if n, _ := m.Uses(ctx, "short"); n != 1 {
 		t.Fatal("ttl 0 was not raised to MinTTL")
+	}
+	// A ttl that would overflow the expiry still makes a count that holds.
+	for range 2 {
+		m.Use(ctx, "forever", 1, time.Duration(math.MaxInt64))
+	}
+	if n, _ := m.Uses(ctx, "forever"); n != 1 {
+		t.Fatalf("huge ttl: Uses = %d, want 1", n)
 	}
 	if n, _ := m.Uses(ctx, "never-used"); n != 0 {
 		t.Fatalf("Uses of an unknown key = %d", n)

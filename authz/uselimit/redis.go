@@ -3,6 +3,7 @@ package uselimit
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strconv"
@@ -48,6 +49,12 @@ var _ Store = (*Redis)(nil)
 // returns an error until the server answers, and then calls work without a
 // new store. Only a configuration that cannot work is an error.
 func NewRedis(cfg config.Redis) (*Redis, error) {
+	return newRedis(cfg, nil)
+}
+
+// newRedis is NewRedis with the CAs a TLS connection trusts (nil: the
+// system's, which SSL_CERT_FILE and SSL_CERT_DIR can extend).
+func newRedis(cfg config.Redis, roots *x509.CertPool) (*Redis, error) {
 	opt := rueidis.ClientOption{
 		InitAddress: []string{cfg.Address},
 		Username:    cfg.Username,
@@ -65,7 +72,7 @@ func NewRedis(cfg config.Redis) (*Redis, error) {
 		if err != nil {
 			return nil, fmt.Errorf("uselimit: redis address %q: %w", cfg.Address, err)
 		}
-		opt.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		opt.TLSConfig = &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	client, err := rueidis.NewClient(opt)
 	if client == nil {
@@ -79,7 +86,7 @@ func NewRedis(cfg config.Redis) (*Redis, error) {
 // Use records one use of key (under the store's key prefix) if fewer than
 // limit uses are counted, and reports whether it did. One-use limits are a
 // single SET NX PX; larger limits run an atomic script. A limit below 1
-// allows nothing and records nothing; a ttl below MinTTL is raised to it.
+// allows nothing and records nothing; ttl is clamped to [MinTTL, MaxTTL].
 // The call ends at ctx's deadline (fallbackTimeout when it has none).
 func (r *Redis) Use(ctx context.Context, key string, limit int64, ttl time.Duration) (bool, error) {
 	if limit < 1 {
@@ -88,7 +95,7 @@ func (r *Redis) Use(ctx context.Context, key string, limit int64, ttl time.Durat
 	ctx, cancel := callContext(ctx)
 	defer cancel()
 	k := r.prefix + key
-	ms := ceilMillis(max(ttl, MinTTL))
+	ms := ceilMillis(clampTTL(ttl))
 	if limit == 1 {
 		return r.useOnce(ctx, k, ms)
 	}

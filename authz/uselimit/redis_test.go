@@ -3,6 +3,7 @@ package uselimit
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -100,6 +101,13 @@ func TestRedisOneUseThenNUseShareTheCount(t *testing.T) {
 	}
 	if ok, _ := r.Use(ctx, "k", 0, time.Minute); ok {
 		t.Fatal("limit 0 allowed a use")
+	}
+	// A ttl beyond what Redis accepts is clamped, not an error.
+	for _, limit := range []int64{1, 3} {
+		key := "huge-" + strconv.FormatInt(limit, 10)
+		if ok, err := r.Use(ctx, key, limit, time.Duration(math.MaxInt64)); !ok || err != nil {
+			t.Fatalf("limit %d with a huge ttl: %v, %v", limit, ok, err)
+		}
 	}
 }
 
@@ -208,6 +216,32 @@ func TestRedisUsernameAndPassword(t *testing.T) {
 	wrongUser := newRedisStore(t, srv, config.Redis{Username: "other", Password: "pw", KeyPrefix: "tw:"})
 	if _, err := wrongUser.Use(ctx, "k3", 1, time.Minute); err == nil {
 		t.Fatal("an unknown user could use the store")
+	}
+}
+
+func TestRedisTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	ctx := context.Background()
+	cfg := config.Redis{Address: srv.Addr(), TLS: true}
+	r, err := newRedis(cfg, srv.RootCAs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, limit := range []int64{1, 3} {
+		if ok, err := r.Use(ctx, "k"+strconv.FormatInt(limit, 10), limit, time.Minute); !ok || err != nil {
+			t.Fatalf("limit %d over TLS: %v, %v", limit, ok, err)
+		}
+	}
+	// The server's certificate is not in the system's trust store: refused.
+	untrusted := newRedisStore(t, srv, config.Redis{TLS: true})
+	if _, err := untrusted.Use(ctx, "k9", 1, time.Minute); err == nil {
+		t.Fatal("TLS to an untrusted certificate succeeded")
+	}
+	// Plain TCP to a TLS-only server does not work either.
+	plain := newRedisStore(t, srv, config.Redis{})
+	if _, err := plain.Use(ctx, "k9", 1, time.Minute); err == nil {
+		t.Fatal("plain connection to a TLS server succeeded")
 	}
 }
 

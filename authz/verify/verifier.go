@@ -9,8 +9,6 @@ package verify
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +28,8 @@ import (
 	"github.com/tokenwise/tokenwise/authz/observe"
 )
 
-// MaxTokenBytes caps the compact token; a bigger one is refused before any decoding.
+// MaxTokenBytes is the default cap on the compact token; a bigger one is
+// refused before any decoding.
 const MaxTokenBytes = 16 << 10
 
 // Options are the Verifier's collaborators; every field may be left zero.
@@ -41,12 +40,16 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient fetches JWKS; nil uses a client with connect, TLS and header timeouts.
 	HTTPClient *http.Client
+	// MaxTokenBytes caps the compact token, checked before any decoding;
+	// zero or less means the default, MaxTokenBytes.
+	MaxTokenBytes int
 }
 
 // Verifier verifies tokens against the configured issuers. It is safe for concurrent use.
 type Verifier struct {
 	byIssuer map[string]*issuer
 	all      []*issuer
+	maxBytes int
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	once     sync.Once
@@ -54,10 +57,10 @@ type Verifier struct {
 
 // issuer is one configured issuer with its parser and keys.
 type issuer struct {
-	cfg    config.Issuer
-	algs   map[string]bool
-	parser *jwt.Parser
-	keys   *keySource
+	cfg       config.Issuer
+	algs      map[string]bool
+	validator *jwt.Validator
+	keys      *keySource
 }
 
 // New starts background JWKS loading for every issuer; it never blocks on the network.
@@ -71,7 +74,10 @@ func New(issuers []config.Issuer, opts Options) (*Verifier, error) {
 		client = defaultHTTPClient()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	v := &Verifier{byIssuer: map[string]*issuer{}, cancel: cancel}
+	v := &Verifier{byIssuer: map[string]*issuer{}, cancel: cancel, maxBytes: opts.MaxTokenBytes}
+	if v.maxBytes <= 0 {
+		v.maxBytes = MaxTokenBytes
+	}
 	for _, cfg := range issuers {
 		is, err := v.newIssuer(ctx, withDefaults(cfg), client, opts.Metrics, log)
 		if err != nil {
@@ -137,20 +143,18 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
 		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
 	}
-	return &issuer{cfg: cfg, algs: algs, parser: newParser(cfg), keys: keys}, nil
+	return &issuer{cfg: cfg, algs: algs, validator: newValidator(cfg), keys: keys}, nil
 }
 
-// newParser gives golang-jwt every rule it can enforce itself.
-func newParser(cfg config.Issuer) *jwt.Parser {
+// newValidator gives golang-jwt the claim rules it enforces itself. Parsing,
+// strict base64 (one spelling per token, which the use-limit key ContentHash
+// relies on) and the signature are tokenwise's own (split, checkSignature),
+// so the same code serves tokens whose payload is not a claim set.
+func newValidator(cfg config.Issuer) *jwt.Validator {
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(cfg.Algorithms),
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithIssuedAt(),
-		jwt.WithJSONNumber(),
-		// Strict base64 gives each token one spelling of its signed content,
-		// which the use-limit key (ContentHash) relies on.
-		jwt.WithStrictDecoding(),
 	}
 	if len(cfg.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audiences...)) // any of them
@@ -158,7 +162,7 @@ func newParser(cfg config.Issuer) *jwt.Parser {
 	if cfg.ExpirationRequired() {
 		opts = append(opts, jwt.WithExpirationRequired())
 	}
-	return jwt.NewParser(opts...)
+	return jwt.NewValidator(opts...)
 }
 
 // defaultHTTPClient bounds every phase of a JWKS fetch and refuses redirects
@@ -208,72 +212,75 @@ func (v *Verifier) Close() {
 // Verify checks raw (the compact JWS, without "Bearer ") and returns the
 // verified token or a *Error. ctx carries the Check's deadline: a key refresh
 // for an unknown kid is waited for no longer than that.
+//
+// The stages run cheapest and least trusting first: size and shape, header
+// rules, the signature, then the claims.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
-	if len(raw) > MaxTokenBytes {
-		return nil, newError(ReasonMalformed, "token is too large")
-	}
-	signed, ok := signingInput(raw)
-	if !ok {
-		return nil, newError(ReasonMalformed, "token is malformed")
-	}
-	hdr, iss, err := peek(raw)
+	c, err := split(raw, v.maxBytes)
 	if err != nil {
 		return nil, err
 	}
-	is, ok := v.byIssuer[iss]
-	if !ok {
-		return nil, newError(ReasonUnknownIssuer, "unknown issuer")
-	}
-	if err := is.checkHeader(hdr); err != nil {
+	claims, err := decodeClaims(c.payload)
+	if err != nil {
 		return nil, err
 	}
-	claims := jwt.MapClaims{}
-	tok, perr := is.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		return is.keys.key(ctx, t)
-	})
-	if perr != nil {
-		return nil, fromJWT(perr, claims, is.cfg.ExpirationRequired())
+	is, err := v.issuerOf(claims)
+	if err != nil {
+		return nil, err
 	}
-	return is.token(tok.Header, claims, sha256.Sum256([]byte(signed)))
+	if err := is.checkHeader(c.header); err != nil {
+		return nil, err
+	}
+	if err := is.checkSignature(ctx, c); err != nil {
+		return nil, err
+	}
+	if verr := is.validator.Validate(claims); verr != nil {
+		return nil, fromJWT(verr, claims, is.cfg.ExpirationRequired())
+	}
+	return is.token(c.header, claims, sha256.Sum256([]byte(c.signed)))
 }
 
-// signingInput returns the header.payload part of a compact JWS with exactly three segments.
-func signingInput(raw string) (string, bool) {
-	if strings.Count(raw, ".") != 2 {
-		return "", false
-	}
-	return raw[:strings.LastIndexByte(raw, '.')], true
-}
-
-// peek decodes the header and the payload's iss without trusting either, to
-// choose the issuer whose keys and rules then decide.
-func peek(raw string) (map[string]any, string, *Error) {
-	parts := strings.SplitN(raw, ".", 3)
-	var hdr map[string]any
-	if err := decodeSegment(parts[0], &hdr); err != nil || hdr == nil {
-		return nil, "", newError(ReasonMalformed, "token header is malformed")
-	}
-	var payload struct {
-		Iss any `json:"iss"`
-	}
-	if err := decodeSegment(parts[1], &payload); err != nil {
-		return nil, "", newError(ReasonMalformed, "token payload is malformed")
-	}
-	switch iss := payload.Iss.(type) {
+// issuerOf chooses the issuer by the (still untrusted) iss claim; that
+// issuer's keys and rules then decide.
+func (v *Verifier) issuerOf(claims jwt.MapClaims) (*issuer, *Error) {
+	switch iss := claims["iss"].(type) {
 	case string:
-		return hdr, iss, nil
+		if is, ok := v.byIssuer[iss]; ok {
+			return is, nil
+		}
+		return nil, newError(ReasonUnknownIssuer, "unknown issuer")
 	case nil:
-		return nil, "", newError(ReasonUnknownIssuer, "token has no issuer")
+		return nil, newError(ReasonUnknownIssuer, "token has no issuer")
 	}
-	return nil, "", newError(ReasonMalformed, "token issuer is not a string")
+	return nil, newError(ReasonMalformed, "token issuer is not a string")
 }
 
-func decodeSegment(seg string, into any) error {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
-	if err != nil {
-		return err
+// checkSignature verifies c's signature with this issuer's key for it: the
+// kid's key, or each key that fits alg for a token without kid.
+func (is *issuer) checkSignature(ctx context.Context, c *compact) *Error {
+	alg, _ := c.header["alg"].(string)
+	method := jwt.GetSigningMethod(alg)
+	if method == nil {
+		return newError(ReasonAlgNotAllowed, "token algorithm is not allowed")
 	}
-	return json.Unmarshal(b, into)
+	key, err := is.keys.key(ctx, &jwt.Token{Header: c.header, Method: method})
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return e
+		}
+		return newError(ReasonUnknownKID, "token signing key is unknown")
+	}
+	candidates := []jwt.VerificationKey{key}
+	if set, ok := key.(jwt.VerificationKeySet); ok {
+		candidates = set.Keys
+	}
+	for _, k := range candidates {
+		if keyMatchesAlg(k, alg) && method.Verify(c.signed, c.sig, k) == nil {
+			return nil
+		}
+	}
+	return newError(ReasonBadSignature, "signature is invalid")
 }
 
 // checkHeader applies the header rules golang-jwt does not: a precise answer
@@ -292,6 +299,9 @@ func (is *issuer) checkHeader(hdr map[string]any) *Error {
 	// understand, and tokenwise understands none.
 	if _, ok := hdr["crit"]; ok {
 		return newError(ReasonCrit, "token has critical header parameters that are not supported")
+	}
+	if err := checkB64(hdr); err != nil {
+		return err
 	}
 	if is.cfg.Typ != "" {
 		typ, _ := hdr["typ"].(string)

@@ -36,9 +36,17 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := requireLoopback(cfg.HTTP.Address); err != nil {
 		return err
 	}
+	// Bind the operations listener first: the issuer URL names its real
+	// address (port 0 works), and the first JWKS fetch finds it answering.
+	httpLis, err := net.Listen("tcp", cfg.HTTP.Address)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	cfg.HTTP.Address = httpLis.Addr().String()
 	base := "http://" + cfg.HTTP.Address + devIssuerPath
 	iss, err := devissuer.New(base, devAudience)
 	if err != nil {
+		httpLis.Close()
 		return err
 	}
 	cfg.Issuers = []config.Issuer{{
@@ -50,8 +58,9 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
 	cfg.Policy.Paths = []string{"."}
 	opts := server.Options{
-		Logger:   newLogger(stderr, cfg.Log.Level),
-		PolicyFS: policyFS(),
+		Logger:       newLogger(stderr, cfg.Log.Level),
+		PolicyFS:     policyFS(),
+		HTTPListener: httpLis,
 		Handlers: map[string]http.Handler{
 			"GET " + devIssuerPath + "/jwks.json": iss.JWKS(),
 			"GET " + devIssuerPath + "/token":     iss.MintHandler(),

@@ -7,11 +7,20 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -31,6 +40,7 @@ type Server struct {
 	port  int
 	extra []string
 	dir   string
+	roots *x509.CertPool // set for a TLS server
 
 	mu     sync.Mutex
 	proc   *os.Process   // nil when stopped
@@ -43,7 +53,24 @@ type Server struct {
 // test if the environment variable CI is "true" and skips it otherwise.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return launch(t, &Server{t: t, extra: extra, dir: t.TempDir()})
+}
+
+// StartTLS is Start for a server that only speaks TLS, with a certificate
+// for 127.0.0.1 that RootCAs trusts. Clients need no certificate of their own.
+func StartTLS(t testing.TB, extra ...string) *Server {
+	t.Helper()
 	s := &Server{t: t, extra: extra, dir: t.TempDir()}
+	var err error
+	if s.roots, err = writeCert(s.dir); err != nil {
+		t.Fatalf("redistest: certificate: %v", err)
+	}
+	return launch(t, s)
+}
+
+// launch starts s on a free port, or fails or skips t.
+func launch(t testing.TB, s *Server) *Server {
+	t.Helper()
 	var err error
 	// A free port found by listening can be taken before redis binds it, so try a few.
 	for range 3 {
@@ -55,12 +82,21 @@ func Start(t testing.TB, extra ...string) *Server {
 			return s
 		}
 	}
+	unavailable(t, err)
+	return nil
+}
+
+// RootCAs trusts the certificate of a StartTLS server (nil for Start).
+func (s *Server) RootCAs() *x509.CertPool { return s.roots }
+
+// unavailable fails the test in CI and skips it elsewhere.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
 	msg := fmt.Sprintf("redistest: cannot start %s: %v", Binary, err)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return nil
 }
 
 // Addr is the server's host:port.
@@ -116,14 +152,7 @@ func (s *Server) signal(sig os.Signal) {
 
 // start runs the process and waits for PING; on failure nothing is left running.
 func (s *Server) start() error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-	}, s.extra...)
-	cmd := exec.Command(Binary, args...)
+	cmd := exec.Command(Binary, s.args()...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -134,7 +163,7 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	if err := waitReady(s.Addr(), exited); err != nil {
+	if err := waitReady(s.dialer(), exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("%w; output: %s", err, out.String())
@@ -145,9 +174,25 @@ func (s *Server) start() error {
 	return nil
 }
 
+// args is the command line: no persistence, loopback only, and for a TLS
+// server the port speaks TLS and plain connections are off.
+func (s *Server) args() []string {
+	port := strconv.Itoa(s.port)
+	args := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}
+	if s.roots == nil {
+		args = append(args, "--port", port)
+	} else {
+		args = append(args, "--port", "0", "--tls-port", port,
+			"--tls-cert-file", filepath.Join(s.dir, "cert.pem"),
+			"--tls-key-file", filepath.Join(s.dir, "key.pem"),
+			"--tls-auth-clients", "no")
+	}
+	return append(args, s.extra...)
+}
+
 // waitReady polls addr with PING until a reply comes, the process exits or
 // startTimeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
+func waitReady(dial func() (net.Conn, error), exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -155,7 +200,7 @@ func waitReady(addr string, exited <-chan struct{}) error {
 			return errors.New("redis-server exited")
 		default:
 		}
-		if ping(addr) == nil {
+		if ping(dial) == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -165,8 +210,8 @@ func waitReady(addr string, exited <-chan struct{}) error {
 
 // ping sends an inline PING. Any reply counts as ready: a server started with
 // --requirepass answers -NOAUTH, which still shows it is serving.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(dial func() (net.Conn, error)) error {
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -183,6 +228,56 @@ func ping(addr string) error {
 		return fmt.Errorf("unexpected reply %q", line)
 	}
 	return nil
+}
+
+// dialer connects to the server, over TLS for a StartTLS server.
+func (s *Server) dialer() func() (net.Conn, error) {
+	addr := s.Addr()
+	d := &net.Dialer{Timeout: time.Second}
+	if s.roots == nil {
+		return func() (net.Conn, error) { return d.Dial("tcp", addr) }
+	}
+	cfg := &tls.Config{RootCAs: s.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return func() (net.Conn, error) { return tls.DialWithDialer(d, "tcp", addr, cfg) }
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key to
+// dir as cert.pem and key.pem, and returns a pool that trusts it.
+func writeCert(dir string) (*x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "redistest"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	return roots, nil
 }
 
 // freePort asks the kernel for an unused loopback port.

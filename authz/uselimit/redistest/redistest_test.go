@@ -7,11 +7,11 @@ import (
 func TestStartStopRestartKeepsAddress(t *testing.T) {
 	s := Start(t)
 	addr := s.Addr()
-	if err := ping(addr); err != nil {
+	if err := ping(s.dialer()); err != nil {
 		t.Fatalf("PING after Start: %v", err)
 	}
 	s.Stop()
-	if err := ping(addr); err == nil {
+	if err := ping(s.dialer()); err == nil {
 		t.Fatal("PING answered after Stop")
 	}
 	s.Stop() // a second Stop is harmless
@@ -19,7 +19,7 @@ func TestStartStopRestartKeepsAddress(t *testing.T) {
 	if s.Addr() != addr {
 		t.Fatalf("Restart moved from %s to %s", addr, s.Addr())
 	}
-	if err := ping(addr); err != nil {
+	if err := ping(s.dialer()); err != nil {
 		t.Fatalf("PING after Restart: %v", err)
 	}
 }
@@ -37,5 +37,20 @@ func TestStartSkipsOutsideCIWhenServerCannotStart(t *testing.T) {
 	})
 	if !skipped {
 		t.Fatal("Start did not skip")
+	}
+}
+
+func TestStartTLSServesTLSOnly(t *testing.T) {
+	s := StartTLS(t)
+	if err := ping(s.dialer()); err != nil {
+		t.Fatalf("PING over TLS: %v", err)
+	}
+	plain := &Server{port: s.port}
+	if err := ping(plain.dialer()); err == nil {
+		t.Fatal("plain PING answered by a TLS server")
+	}
+	s.Restart()
+	if err := ping(s.dialer()); err != nil {
+		t.Fatalf("PING over TLS after Restart: %v", err)
 	}
 }

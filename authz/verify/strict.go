@@ -1,0 +1,182 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxJSONDepth bounds nesting in a token's header and claims. Real tokens
+// nest a few levels; the cap keeps the duplicate check's stack small.
+const maxJSONDepth = 32
+
+// compact is a compact JWS split into its parts and decoded, nothing of it
+// trusted yet.
+type compact struct {
+	signed  string         // header.payload: the signing input
+	header  map[string]any // the JOSE header (numbers as float64, as golang-jwt has them)
+	payload []byte         // the decoded payload, not yet parsed
+	sig     []byte
+}
+
+// split applies every rule that needs no key and no issuer: the size cap
+// before any decoding, exactly three segments, strict base64url (one spelling
+// per token), and a JSON object header without duplicate member names.
+func split(raw string, maxBytes int) (*compact, *Error) {
+	if len(raw) > maxBytes {
+		return nil, newError(ReasonMalformed, "token is too large")
+	}
+	h, rest, ok1 := strings.Cut(raw, ".")
+	p, s, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(s, ".") {
+		return nil, newError(ReasonMalformed, "token is malformed")
+	}
+	hb, err1 := decodeB64(h)
+	pb, err2 := decodeB64(p)
+	sb, err3 := decodeB64(s)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, newError(ReasonMalformed, "token is not strict base64url")
+	}
+	if err := checkJSON(hb); err != nil {
+		return nil, newError(ReasonMalformed, "token header is malformed: "+err.Error())
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(hb, &hdr); err != nil || hdr == nil {
+		return nil, newError(ReasonMalformed, "token header is malformed")
+	}
+	return &compact{signed: raw[:len(h)+1+len(p)], header: hdr, payload: pb, sig: sb}, nil
+}
+
+// decodeB64 is strict unpadded base64url: no padding, no line breaks, and no
+// non-zero trailing bits.
+func decodeB64(seg string) ([]byte, error) {
+	if strings.ContainsAny(seg, "\r\n") {
+		return nil, errors.New("line break in base64url")
+	}
+	return base64.RawURLEncoding.Strict().DecodeString(seg)
+}
+
+// decodeClaims parses the payload as a claim set: a JSON object without
+// duplicate member names, numbers kept as json.Number.
+func decodeClaims(payload []byte) (jwt.MapClaims, *Error) {
+	if err := checkJSON(payload); err != nil {
+		return nil, newError(ReasonMalformed, "token claims are malformed: "+err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var claims jwt.MapClaims
+	if err := dec.Decode(&claims); err != nil || claims == nil {
+		return nil, newError(ReasonMalformed, "token claims are malformed")
+	}
+	return claims, nil
+}
+
+// checkJSON reports a duplicate member name at any depth, nesting deeper than
+// maxJSONDepth, invalid JSON, or data after the value. encoding/json lets the
+// last of two duplicates win while other parsers keep the first, so a token
+// with both could mean one thing to tokenwise and another to the upstream.
+// Member names compare after unescaping ("a" and "\u0061" are the same).
+func checkJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var stack []jsonFrame
+	done := false // the top-level value is complete
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF && done {
+			return nil
+		}
+		if err != nil {
+			return errors.New("invalid JSON")
+		}
+		if done {
+			return errors.New("data after the JSON value")
+		}
+		if n := len(stack); n > 0 && stack[n-1].wantName {
+			if name, ok := tok.(string); ok {
+				if stack[n-1].names[name] {
+					return fmt.Errorf("duplicate member name %q", truncateName(name))
+				}
+				stack[n-1].names[name] = true
+				stack[n-1].wantName = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) >= maxJSONDepth {
+				return errors.New("nested too deeply")
+			}
+			f := jsonFrame{}
+			if tok == json.Delim('{') {
+				f = jsonFrame{names: map[string]bool{}, wantName: true}
+			}
+			stack = append(stack, f)
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value just ended (a scalar or a closed container): an enclosing
+		// object expects a member name next.
+		if n := len(stack); n == 0 {
+			done = true
+		} else if stack[n-1].names != nil {
+			stack[n-1].wantName = true
+		}
+	}
+}
+
+// jsonFrame is one open container in checkJSON: names is nil for an array.
+type jsonFrame struct {
+	names    map[string]bool
+	wantName bool
+}
+
+// truncateName keeps error text short: it is shown to the client.
+func truncateName(s string) string {
+	const max = 32
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+// checkB64 refuses the RFC 7797 b64 header parameter unless it is true:
+// with b64 false the payload is signed unencoded, which tokenwise does not
+// support; reading such a token as encoded would verify different bytes.
+func checkB64(hdr map[string]any) *Error {
+	v, ok := hdr["b64"]
+	if !ok {
+		return nil
+	}
+	if b, isBool := v.(bool); isBool && b {
+		return nil
+	}
+	return newError(ReasonMalformed, "token uses an unencoded payload (b64), which is not supported")
+}
+
+// keyMatchesAlg reports whether key may verify a signature of alg: the key
+// type fits the algorithm family, an EC key's curve is the one alg names, and
+// an RSA key has at least minRSABits. It repeats the JWKS filter on purpose,
+// so a key that reached the store some other way cannot be misused.
+func keyMatchesAlg(key any, alg string) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k.N.BitLen() >= minRSABits
+	case *ecdsa.PublicKey:
+		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
+		return want != nil && k.Curve == want
+	case ed25519.PublicKey:
+		return alg == "EdDSA" && len(k) == ed25519.PublicKeySize
+	}
+	return false
+}

@@ -1,0 +1,5 @@
+package examples
+
+var tokenwiseConfigs = []string{}
+
+func manifestFiles() []string { return nil }
