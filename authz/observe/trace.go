@@ -1,0 +1,129 @@
+package observe
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/metadata"
+)
+
+// Tracing is where Check spans go: an OTLP exporter when configured, or
+// nowhere (a no-op tracer that costs next to nothing on the hot path). A nil
+// *Tracing records nothing, like NoTracing.
+type Tracing struct {
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	shutdown   func(context.Context) error
+}
+
+// TracingConfig says where and how spans are exported.
+type TracingConfig struct {
+	// Endpoint is the OTLP/gRPC collector's host:port; "" turns tracing off.
+	Endpoint    string
+	Insecure    bool
+	SampleRatio float64
+	ServiceName string
+}
+
+// NoTracing records no spans.
+func NoTracing() *Tracing {
+	return &Tracing{tracer: noTracer, propagator: propagator(), shutdown: func(context.Context) error { return nil }}
+}
+
+// NewTracing exports spans over OTLP/gRPC as cfg says, or records none when
+// cfg.Endpoint is empty. The exporter connects lazily, so a collector that is
+// down never delays start-up or a Check.
+func NewTracing(cfg TracingConfig) (*Tracing, error) {
+	if cfg.Endpoint == "" {
+		return NoTracing(), nil
+	}
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Endpoint)}
+	if cfg.Insecure {
+		opts = append(opts, otlptracegrpc.WithInsecure())
+	}
+	exporter, err := otlptracegrpc.New(context.Background(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return TracingWith(sdktrace.NewBatchSpanProcessor(exporter), cfg), nil
+}
+
+// TracingWith records spans into processor (tests use an in-memory one).
+func TracingWith(processor sdktrace.SpanProcessor, cfg TracingConfig) *Tracing {
+	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName))
+	provider := sdktrace.NewTracerProvider(
+		sdktrace.WithSpanProcessor(processor),
+		sdktrace.WithResource(res),
+		// Follow Envoy's sampling decision; sample new traces at the ratio.
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+	)
+	return &Tracing{tracer: provider.Tracer("github.com/tokenwise/tokenwise"), propagator: propagator(), shutdown: provider.Shutdown}
+}
+
+// propagator reads W3C traceparent and both B3 encodings.
+func propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(
+		propagation.TraceContext{},
+		b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader|b3.B3SingleHeader)),
+	)
+}
+
+var noTracer = noop.NewTracerProvider().Tracer("")
+
+// Tracer starts spans.
+func (t *Tracing) Tracer() trace.Tracer {
+	if t == nil {
+		return noTracer
+	}
+	return t.tracer
+}
+
+// Join returns ctx carrying the trace Envoy started for this request. Envoy
+// puts the context of its ext_authz span in the gRPC metadata; the
+// downstream request's own headers are the fallback.
+func (t *Tracing) Join(ctx context.Context, requestHeaders map[string]string) context.Context {
+	if t == nil {
+		return ctx
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if joined := t.propagator.Extract(ctx, metadataCarrier(md)); trace.SpanContextFromContext(joined).IsValid() {
+			return joined
+		}
+	}
+	return t.propagator.Extract(ctx, propagation.MapCarrier(requestHeaders))
+}
+
+// Shutdown flushes spans that are still buffered, within ctx.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return t.shutdown(ctx)
+}
+
+// metadataCarrier reads gRPC metadata as a propagation carrier.
+type metadataCarrier metadata.MD
+
+func (m metadataCarrier) Get(key string) string {
+	if v := metadata.MD(m).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (m metadataCarrier) Set(key, value string) { metadata.MD(m).Set(key, value) }
+
+func (m metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
