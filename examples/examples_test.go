@@ -329,3 +329,21 @@ func TestEveryExampleFileIsChecked(t *testing.T) {
 		t.Error("the quick-start envoy.yaml must be checked")
 	}
 }
+
+// TestDockerfileIsStaticAndNonRoot checks the image recipe for what the
+// Kubernetes manifests rely on: a static binary and a non-root user that
+// matches their runAsUser.
+func TestDockerfileIsStaticAndNonRoot(t *testing.T) {
+	data, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/tokenwise", "USER 65532:65532", ":nonroot"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if _, err := os.Stat("../cmd/tokenwise/main.go"); err != nil {
+		t.Errorf("the Dockerfile builds ./cmd/tokenwise: %v", err)
+	}
+}

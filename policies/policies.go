@@ -11,5 +11,5 @@ import "embed"
 // the _test.rego tests, which tokenwise's policy loader skips. Load it with
 // policy.Options{FS: policies.FS} and policy paths ["."].
 //
-//go:embed *.rego *.json
+//go:embed *.rego *.json library/*.rego
 var FS embed.FS

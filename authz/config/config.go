@@ -32,6 +32,7 @@ type Config struct {
 	UseLimits UseLimits `yaml:"use_limits"`
 	Forward   Forward   `yaml:"forward"`
 	Admin     Admin     `yaml:"admin"`
+	Tracing   Tracing   `yaml:"tracing"`
 }
 
 // GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
@@ -89,6 +90,34 @@ type Issuer struct {
 	// host. Keys fetched without TLS can be replaced by anyone on the path,
 	// so it is off by default; loopback http is always allowed.
 	AllowInsecureJWKSURL bool `yaml:"allow_insecure_jwks_url"`
+	// DiscoveryURL is the OpenID Connect discovery document that names the
+	// JWKS (jwks_uri). Used only when JWKSURL is empty; when both are empty
+	// it defaults to <issuer>/.well-known/openid-configuration.
+	DiscoveryURL string `yaml:"discovery_url"`
+}
+
+// DiscoveryPath is where OpenID Connect Discovery 1.0 §4 puts the provider
+// configuration below the issuer.
+const DiscoveryPath = "/.well-known/openid-configuration"
+
+// DiscoveryEndpoint is the discovery document to read for the JWKS URL, or
+// "" when jwks_url is given and discovery is not used.
+func (i Issuer) DiscoveryEndpoint() string {
+	switch {
+	case i.JWKSURL != "":
+		return ""
+	case i.DiscoveryURL != "":
+		return i.DiscoveryURL
+	}
+	// §4: the issuer with any trailing "/" removed, then the well-known path.
+	return strings.TrimSuffix(i.Issuer, "/") + DiscoveryPath
+}
+
+// CheckJWKSURL applies jwks_url's rule to any URL keys come from, such as a
+// jwks_uri learned through discovery: https, or http only to a loopback host
+// or when allowInsecure is set.
+func CheckJWKSURL(raw string, allowInsecure bool) error {
+	return checkJWKSURL(raw, allowInsecure)
 }
 
 // ExpirationRequired reports whether a token without exp is invalid (the default).
@@ -142,6 +171,23 @@ type Forward struct {
 	ClaimsToHeaders     map[string]string `yaml:"claims_to_headers"`
 	RemoveAuthorization bool              `yaml:"remove_authorization"`
 }
+
+// Tracing exports OpenTelemetry spans for each Check over OTLP/gRPC. It is
+// off unless an endpoint is set.
+type Tracing struct {
+	// OTLPEndpoint is the collector's host:port, e.g. otel-collector:4317.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// Insecure sends spans without TLS (a collector beside tokenwise).
+	Insecure bool `yaml:"insecure"`
+	// SampleRatio is the share of traces sampled when Envoy did not decide
+	// (a parent's sampling decision is always followed). Default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// ServiceName names tokenwise in the traces (default tokenwise).
+	ServiceName string `yaml:"service_name"`
+}
+
+// Enabled reports whether spans are exported.
+func (t Tracing) Enabled() bool { return t.OTLPEndpoint != "" }
 
 // Admin is the credential for tokenwise.v1.TokenAdmin.
 type Admin struct {
@@ -223,6 +269,7 @@ func (c *Config) applyDefaults() {
 	if c.Policy.MaxBodyBytes == 0 {
 		c.Policy.MaxBodyBytes = 1 << 20
 	}
+	setDefault(&c.Tracing.ServiceName, "tokenwise")
 	setDefault(&c.UseLimits.Store, "memory")
 	setDefault(&c.UseLimits.OnStoreError, "deny")
 	setDefault(&c.UseLimits.Redis.Address, "127.0.0.1:6379")
@@ -289,6 +336,9 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Policy.Query, "data.") {
 		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)
 	}
+	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		return fmt.Errorf("tracing.sample_ratio %v: want a number from 0 to 1", *r)
+	}
 	if !slices.Contains([]string{"memory", "redis"}, c.UseLimits.Store) {
 		return fmt.Errorf("use_limits.store %q: want memory or redis", c.UseLimits.Store)
 	}
@@ -326,11 +376,8 @@ func (c *Config) validateIssuers() error {
 			return fmt.Errorf("%s: issuer %q used twice", where, is.Issuer)
 		}
 		issuers[is.Issuer] = true
-		if is.JWKSURL == "" {
-			return fmt.Errorf("%s: jwks_url is required", where)
-		}
-		if err := checkJWKSURL(is.JWKSURL, is.AllowInsecureJWKSURL); err != nil {
-			return fmt.Errorf("%s: jwks_url %q: %v", where, is.JWKSURL, err)
+		if err := is.validateKeyURLs(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
 		}
 		for _, alg := range is.Algorithms {
 			if !slices.Contains(DefaultAlgorithms, alg) {
@@ -340,6 +387,29 @@ func (c *Config) validateIssuers() error {
 		if is.Leeway < 0 || is.MaxLifetime < 0 || is.RefreshInterval < 0 || is.FetchTimeout < 0 || is.MinRefreshInterval < 0 {
 			return fmt.Errorf("%s: durations must not be negative", where)
 		}
+	}
+	return nil
+}
+
+// validateKeyURLs checks where the issuer's keys come from: jwks_url, or
+// else the discovery document (discovery_url or the issuer's well-known URL),
+// which must meet the same https rule because it names the keys' URL.
+func (i Issuer) validateKeyURLs() error {
+	if i.JWKSURL != "" {
+		if i.DiscoveryURL != "" {
+			return errors.New("set jwks_url or discovery_url, not both")
+		}
+		if err := checkJWKSURL(i.JWKSURL, i.AllowInsecureJWKSURL); err != nil {
+			return fmt.Errorf("jwks_url %q: %v", i.JWKSURL, err)
+		}
+		return nil
+	}
+	endpoint := i.DiscoveryEndpoint()
+	if err := checkJWKSURL(endpoint, i.AllowInsecureJWKSURL); err != nil {
+		if i.DiscoveryURL == "" {
+			return fmt.Errorf("jwks_url is required: the issuer gives no usable discovery URL (%q: %v)", endpoint, err)
+		}
+		return fmt.Errorf("discovery_url %q: %v", endpoint, err)
 	}
 	return nil
 }

@@ -1,17 +1,22 @@
-// Package devissuer is the development token issuer behind `tokenwise dev`:
-// an ephemeral ES256 key that lives as long as the process, its JWKS, and an
-// endpoint that mints tokens on request. It answers loopback callers only and
-// is never part of `tokenwise serve`.
+// Package devissuer is the development token issuer behind `tokenwise dev`
+// and `tokenwise bench`: ephemeral signing keys (ES256 by default, RS256 on
+// request) that live as long as the process, their JWKS, and an endpoint
+// that mints tokens on request. It answers loopback callers only and is never
+// part of `tokenwise serve`.
 package devissuer
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,21 +26,77 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Issuer signs development tokens with a key made at start.
+// Issuer signs development tokens with keys made at start.
 type Issuer struct {
 	issuer   string
 	audience string
-	key      *ecdsa.PrivateKey
-	kid      string
+	// keys holds one key per algorithm; algs[0] is the default for Mint.
+	keys map[string]*signingKey
+	algs []string
 }
 
-// New makes an issuer whose tokens carry iss and aud.
-func New(iss, aud string) (*Issuer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// signingKey is one private key and its key id.
+type signingKey struct {
+	alg     string
+	kid     string
+	private crypto.Signer
+}
+
+// Algorithms are the signing algorithms an Issuer can hold keys for.
+var Algorithms = []string{"ES256", "RS256"}
+
+// Option adjusts an Issuer made by New.
+type Option func(*options)
+
+type options struct{ algs []string }
+
+// WithAlgorithms makes one key for each of algs (ES256, RS256) instead of the
+// single ES256 key; the first is the algorithm Mint uses when Token.Alg is empty.
+func WithAlgorithms(algs ...string) Option {
+	return func(o *options) { o.algs = algs }
+}
+
+// New makes an issuer whose tokens carry iss and aud, with an ES256 key
+// unless WithAlgorithms says otherwise.
+func New(iss, aud string, opts ...Option) (*Issuer, error) {
+	o := options{algs: []string{"ES256"}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(o.algs) == 0 {
+		return nil, errors.New("devissuer: no algorithm")
+	}
+	i := &Issuer{issuer: iss, audience: aud, keys: map[string]*signingKey{}}
+	for _, alg := range o.algs {
+		if _, dup := i.keys[alg]; dup {
+			continue
+		}
+		k, err := newKey(alg)
+		if err != nil {
+			return nil, err
+		}
+		i.keys[alg] = k
+		i.algs = append(i.algs, alg)
+	}
+	return i, nil
+}
+
+// newKey generates a key for alg with a random kid.
+func newKey(alg string) (*signingKey, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case "ES256":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "RS256":
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return nil, fmt.Errorf("devissuer: algorithm %q not supported (want one of %s)", alg, strings.Join(Algorithms, ", "))
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &Issuer{issuer: iss, audience: aud, key: key, kid: "dev-" + randomHex(4)}, nil
+	return &signingKey{alg: alg, kid: "dev-" + strings.ToLower(alg) + "-" + randomHex(4), private: priv}, nil
 }
 
 // Token says what to mint.
@@ -45,10 +106,20 @@ type Token struct {
 	// OneTime adds the one_time claim, which the bundled policy turns into one_time_use.
 	OneTime  bool
 	Lifetime time.Duration
+	// Alg picks the signing key ("": the issuer's first algorithm).
+	Alg string
 }
 
 // Mint signs a token with a fresh jti.
 func (i *Issuer) Mint(t Token) (string, error) {
+	alg := t.Alg
+	if alg == "" {
+		alg = i.algs[0]
+	}
+	k, ok := i.keys[alg]
+	if !ok {
+		return "", fmt.Errorf("devissuer: no %s key", alg)
+	}
 	if t.Lifetime <= 0 {
 		t.Lifetime = time.Hour
 	}
@@ -67,25 +138,37 @@ func (i *Issuer) Mint(t Token) (string, error) {
 	if t.OneTime {
 		claims["one_time"] = true
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	tok.Header["kid"] = i.kid
-	return tok.SignedString(i.key)
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
+	tok.Header["kid"] = k.kid
+	return tok.SignedString(k.private)
 }
 
-// JWKS serves the public key as a JSON Web Key Set.
+// JWKS serves the public keys as a JSON Web Key Set.
 func (i *Issuer) JWKS() http.Handler {
-	pub := i.key.PublicKey
-	b, _ := pub.Bytes() // uncompressed point: 0x04 || X || Y
-	set := map[string]any{"keys": []map[string]string{{
-		"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": i.kid,
-		"x": base64.RawURLEncoding.EncodeToString(b[1:33]),
-		"y": base64.RawURLEncoding.EncodeToString(b[33:]),
-	}}}
-	body, _ := json.Marshal(set)
+	keys := make([]map[string]string, 0, len(i.algs))
+	for _, alg := range i.algs {
+		keys = append(keys, i.keys[alg].jwk())
+	}
+	body, _ := json.Marshal(map[string]any{"keys": keys})
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("content-type", "application/json")
 		w.Write(body)
 	})
+}
+
+// jwk is the public half of k as a JWK.
+func (k *signingKey) jwk() map[string]string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	switch pub := k.private.Public().(type) {
+	case *ecdsa.PublicKey:
+		b, _ := pub.Bytes() // uncompressed point: 0x04 || X || Y
+		return map[string]string{"kty": "EC", "crv": "P-256", "alg": k.alg, "use": "sig", "kid": k.kid,
+			"x": b64(b[1:33]), "y": b64(b[33:])}
+	case *rsa.PublicKey:
+		return map[string]string{"kty": "RSA", "alg": k.alg, "use": "sig", "kid": k.kid,
+			"n": b64(pub.N.Bytes()), "e": b64(big.NewInt(int64(pub.E)).Bytes())}
+	}
+	return nil
 }
 
 // MintHandler mints a token from the query: sub, scope (space- or

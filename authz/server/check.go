@@ -2,8 +2,8 @@
 // listener (ext_authz v3, grpc.health.v1, reflection) and the HTTP operations
 // listener (/healthz, /readyz, /metrics).
 //
-// A Check reads as the pipeline it is: source → verify → policy → use limit
-// → answer, with the decision log and metrics recorded once at the end.
+// A Check reads as the pipeline it is: source → verify → revoke → policy →
+// use limit → answer, with the decision log and metrics recorded once at the end.
 package server
 
 import (
@@ -19,11 +19,14 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenwise/tokenwise/authz/answer"
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
 	"github.com/tokenwise/tokenwise/authz/verify"
@@ -47,6 +50,8 @@ type Authorizer struct {
 	finder   *source.Finder
 	verifier Verifier
 	policy   Policy
+	// revoked is the revocation set (nil: nothing is ever revoked).
+	revoked  *revoke.Set
 	limits   uselimit.Store
 	forward  config.Forward
 	tokenHdr string
@@ -54,6 +59,7 @@ type Authorizer struct {
 	// failOpen lets limited requests through when the store fails (on_store_error: allow).
 	failOpen bool
 	metrics  *observe.Metrics
+	tracing  *observe.Tracing
 	log      *observe.DecisionLog
 	logger   *slog.Logger
 }
@@ -74,6 +80,7 @@ type result struct {
 // 500 deny and the server goes on serving.
 func (a *Authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	start := time.Now()
+	ctx, span := a.startCheckSpan(ctx, req)
 	var r result
 	defer func() {
 		if p := recover(); p != nil {
@@ -81,6 +88,7 @@ func (a *Authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (resp 
 			a.logger.Error("check panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			r = fail(answer.InternalError("internal error"), "panic", 500)
 		}
+		endCheckSpan(span, r)
 		a.record(ctx, req, r, time.Since(start))
 		resp = r.response
 	}()
@@ -88,7 +96,7 @@ func (a *Authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (resp 
 	return r.response, nil
 }
 
-// decide is the pipeline: source → verify → policy → use limit → answer.
+// decide is the pipeline: source → verify → revoke → policy → use limit → answer.
 func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) result {
 	raw, err := a.finder.Find(req)
 	if err != nil {
@@ -96,13 +104,15 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) resul
 	}
 	var tok *verify.Token
 	if raw != "" {
-		if tok, err = a.verifier.Verify(ctx, raw); err != nil {
+		if tok, err = a.verify(ctx, raw); err != nil {
 			return invalidToken(err)
 		}
 	}
-	d, err := a.policy.Decide(ctx, req, tok)
-	if err != nil {
-		a.logger.Error("policy evaluation failed", "error", err)
+	if r, stop := a.revocation(tok); stop {
+		return withToken(r, tok)
+	}
+	d, err := a.decidePolicy(ctx, req, tok)
+	if err != nil { // the engine has logged why
 		return withToken(fail(answer.InternalError("policy evaluation failed"), "policy_error", 500), tok)
 	}
 	if !d.Allowed {
@@ -112,6 +122,20 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) resul
 		return withToken(r, tok)
 	}
 	return result{response: answer.Allow(d, a.upstream(tok)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}
+}
+
+// verify is the verification stage in its own span.
+func (a *Authorizer) verify(ctx context.Context, raw string) (*verify.Token, error) {
+	ctx, span := a.tracing.Tracer().Start(ctx, "tokenwise.verify")
+	defer span.End()
+	return a.verifier.Verify(ctx, raw)
+}
+
+// decidePolicy is the policy stage in its own span.
+func (a *Authorizer) decidePolicy(ctx context.Context, req *authv3.CheckRequest, tok *verify.Token) (policy.Decision, error) {
+	ctx, span := a.tracing.Tracer().Start(ctx, "tokenwise.policy")
+	defer span.End()
+	return a.policy.Decide(ctx, req, tok)
 }
 
 func invalidToken(err error) result {
@@ -125,6 +149,25 @@ func invalidToken(err error) result {
 		return fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
 	}
 	return fail(answer.InvalidToken("token is invalid"), "invalid_token", 401)
+}
+
+// revocation refuses a revoked token. It asks the replica's local set: no
+// network call. stop is true when the request must be denied.
+func (a *Authorizer) revocation(tok *verify.Token) (r result, stop bool) {
+	if tok == nil || a.revoked == nil {
+		return result{}, false
+	}
+	revoked, err := a.revoked.Revoked(tok)
+	switch {
+	case err != nil && a.failOpen:
+		a.logger.Warn("revocation set unavailable; allowing as on_store_error says", "error", err)
+		return result{}, false
+	case err != nil:
+		return fail(answer.Unavailable("the revocation list is unavailable"), "revocation_unavailable", 503), true
+	case revoked:
+		return fail(answer.InvalidToken("token has been revoked"), "revoked", 401), true
+	}
+	return result{}, false
 }
 
 func denied(d policy.Decision, tok *verify.Token) result {
@@ -146,7 +189,9 @@ func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.D
 	if a.limits == nil {
 		return fail(answer.Unavailable("use limits are not configured"), "use_limit_unconfigured", 503), true
 	}
+	ctx, span := a.tracing.Tracer().Start(ctx, "tokenwise.use_limit")
 	ok, err := a.limits.Use(ctx, uselimit.Key(tok), d.MaxUses, uselimit.TTL(tok, time.Now(), a.maxTTL))
+	span.End()
 	switch {
 	case err != nil && a.failOpen:
 		a.logger.Warn("use-limit store failed; allowing as on_store_error says", "error", err)
@@ -243,8 +288,38 @@ func reasonOr(reason, fallback string) string {
 	return reason
 }
 
+// startCheckSpan starts the Check's span as a child of the trace Envoy
+// started, when the request carries one.
+func (a *Authorizer) startCheckSpan(ctx context.Context, req *authv3.CheckRequest) (context.Context, trace.Span) {
+	ctx = a.tracing.Join(ctx, req.GetAttributes().GetRequest().GetHttp().GetHeaders())
+	return a.tracing.Tracer().Start(ctx, "tokenwise.Check", trace.WithSpanKind(trace.SpanKindServer))
+}
+
+// endCheckSpan records the outcome on the span; never a token or a header value.
+func endCheckSpan(span trace.Span, r result) {
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("tokenwise.outcome", r.outcome),
+			attribute.String("tokenwise.reason", r.label),
+			attribute.Int("http.response.status_code", r.status),
+		)
+		if r.token != nil {
+			span.SetAttributes(attribute.String("tokenwise.issuer", r.token.Issuer))
+		}
+	}
+	span.End()
+}
+
 // record writes the decision log line and the metrics for one Check.
 func (a *Authorizer) record(ctx context.Context, req *authv3.CheckRequest, r result, took time.Duration) {
+	// record runs after the Check's own recover; a fault here must not take
+	// the process down either. The answer is already decided.
+	defer func() {
+		if p := recover(); p != nil {
+			a.metrics.Panic()
+			a.logger.Error("recording a decision panicked", "panic", fmt.Sprint(p))
+		}
+	}()
 	a.metrics.Decision(r.outcome, r.label, took)
 	h := req.GetAttributes().GetRequest().GetHttp()
 	e := observe.Entry{

@@ -24,6 +24,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
 	"github.com/tokenwise/tokenwise/authz/verify"
@@ -42,6 +43,9 @@ type Options struct {
 	// the dev issuer binds it first so that its JWKS URL is known and
 	// answers from the first fetch.
 	HTTPListener net.Listener
+	// Tracing, when set, replaces the tracing the configuration asks for
+	// (tests collect spans in memory this way).
+	Tracing *observe.Tracing
 	// DrainTimeout bounds how long a shutdown waits for in-flight Checks (default 15s).
 	DrainTimeout time.Duration
 }
@@ -52,9 +56,11 @@ type Server struct {
 	opts     Options
 	logger   *slog.Logger
 	metrics  *observe.Metrics
+	tracing  *observe.Tracing
 	verifier *verify.Verifier
 	policy   *policy.Engine
 	store    uselimit.Store
+	revoked  *revoke.Set
 	authz    *Authorizer
 	health   *health.Server
 	grpc     *grpc.Server
@@ -79,25 +85,34 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if err != nil {
 		return nil, err
 	}
+	if s.tracing, err = newTracing(cfg.Tracing, opts.Tracing); err != nil {
+		return nil, err
+	}
 	s.store, err = uselimit.New(cfg.UseLimits, s.metrics)
 	if err != nil {
 		return nil, err
 	}
+	if s.revoked, err = revoke.New(cfg.UseLimits, revoke.Options{Logger: s.logger}); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger, MaxTokenBytes: cfg.Token.MaxBytes})
 	if err != nil {
-		s.store.Close()
+		s.Close()
 		return nil, err
 	}
 	s.authz = &Authorizer{
 		finder:   source.New(cfg.Token),
 		verifier: s.verifier,
 		policy:   s.policy,
+		revoked:  s.revoked,
 		limits:   s.store,
 		forward:  cfg.Forward,
 		tokenHdr: cfg.Token.Header,
 		maxTTL:   cfg.UseLimits.MaxTTL,
 		failOpen: cfg.UseLimits.OnStoreError == "allow",
 		metrics:  s.metrics,
+		tracing:  s.tracing,
 		log:      observe.NewDecisionLog(s.logger),
 		logger:   s.logger,
 	}
@@ -116,23 +131,42 @@ func (s *Server) Authorizer() *Authorizer { return s.authz }
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *observe.Metrics { return s.metrics }
 
-func (s *Server) newGRPC() (*grpc.Server, error) {
+// GRPCServerOptions are the grpc-go server options tokenwise serves with for
+// c, TLS included. `tokenwise bench` gives its no-op floor server the same.
+func GRPCServerOptions(c config.GRPC) ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{
 		// Envoy keeps a few long-lived HTTP/2 connections and pings them.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
-	if n := s.cfg.GRPC.MaxConcurrentStreams; n > 0 {
+	if n := c.MaxConcurrentStreams; n > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(n))
 	}
-	if s.cfg.GRPC.TLS.Enabled() {
-		tc, err := serverTLS(s.cfg.GRPC.TLS)
+	if c.TLS.Enabled() {
+		tc, err := serverTLS(c.TLS)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	g := grpc.NewServer(opts...)
+	return opts, nil
+}
+
+func (s *Server) newGRPC() (*grpc.Server, error) {
+	opts, err := GRPCServerOptions(s.cfg.GRPC)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := newAdmin(s.cfg, s.revoked, s.store, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	adminOpts, err := admin.serverOptions(s.cfg.GRPC.TLS)
+	if err != nil {
+		return nil, err
+	}
+	g := grpc.NewServer(append(opts, adminOpts...)...)
 	authv3.RegisterAuthorizationServer(g, s.authz)
+	admin.register(g)
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -277,10 +311,32 @@ func (s *Server) shutdown() {
 	s.Close()
 }
 
-// Close releases the stages' resources (JWKS refreshers, the store).
+func newTracing(c config.Tracing, override *observe.Tracing) (*observe.Tracing, error) {
+	if override != nil {
+		return override, nil
+	}
+	ratio := 1.0
+	if c.SampleRatio != nil {
+		ratio = *c.SampleRatio
+	}
+	t, err := observe.NewTracing(observe.TracingConfig{Endpoint: c.OTLPEndpoint, Insecure: c.Insecure, SampleRatio: ratio, ServiceName: c.ServiceName})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	return t, nil
+}
+
+// Close releases the stages' resources (JWKS refreshers, the store) and
+// flushes buffered spans.
 func (s *Server) Close() {
+	if s.tracing != nil {
+		_ = s.tracing.Shutdown(context.Background())
+	}
 	if s.verifier != nil {
 		s.verifier.Close()
+	}
+	if s.revoked != nil {
+		s.revoked.Close()
 	}
 	if s.store != nil {
 		_ = s.store.Close()

@@ -48,6 +48,7 @@ const (
 // the key's alg against the token's.
 type keySource struct {
 	name, url       string
+	disc            *discovery // nil unless the JWKS URL comes from OIDC discovery
 	algs            []string
 	client          *http.Client
 	fetchTimeout    time.Duration
@@ -154,7 +155,7 @@ func (s *keySource) refreshOnDemand(ctx context.Context) {
 func (s *keySource) fetch() error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.fetchTimeout)
 	defer cancel()
-	keys, err := s.download(ctx)
+	keys, err := s.fetchKeys(ctx)
 	if err == nil {
 		err = s.store.KeyReplaceAll(ctx, keys)
 	}
@@ -163,11 +164,11 @@ func (s *keySource) fetch() error {
 	}
 	s.metrics.JWKSRefresh(s.name, err)
 	if err != nil {
-		s.log.Warn("jwks fetch failed", "issuer", s.name, "url", s.url, "error", err)
+		s.log.Warn("jwks fetch failed", "issuer", s.name, "url", s.source(), "error", err)
 		return err
 	}
 	if len(keys) == 0 {
-		s.log.Warn("jwks has no usable signing keys", "issuer", s.name, "url", s.url)
+		s.log.Warn("jwks has no usable signing keys", "issuer", s.name, "url", s.source())
 	}
 	if !s.loaded.Swap(true) {
 		s.log.Info("jwks loaded", "issuer", s.name, "keys", len(keys))
@@ -175,9 +176,14 @@ func (s *keySource) fetch() error {
 	return nil
 }
 
-// download GETs the JWKS and parses it into the keys tokenwise will trust.
+// download fetches the configured jwks_url.
 func (s *keySource) download(ctx context.Context) ([]jwkset.JWK, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	return s.downloadFrom(ctx, s.url)
+}
+
+// downloadFrom GETs the JWKS at url and parses it into the keys tokenwise will trust.
+func (s *keySource) downloadFrom(ctx context.Context, url string) ([]jwkset.JWK, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"math/bits"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -166,12 +168,13 @@ func checkB64(hdr map[string]any) *Error {
 
 // keyMatchesAlg reports whether key may verify a signature of alg: the key
 // type fits the algorithm family, an EC key's curve is the one alg names, and
-// an RSA key has at least minRSABits. It repeats the JWKS filter on purpose,
+// an RSA key has at least minRSABits, an exponent of at least 3 and no ROCA
+// fingerprint. It repeats the JWKS filter on purpose,
 // so a key that reached the store some other way cannot be misused.
 func keyMatchesAlg(key any, alg string) bool {
 	switch k := key.(type) {
 	case *rsa.PublicKey:
-		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k.N.BitLen() >= minRSABits
+		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k.N.BitLen() >= minRSABits && k.E >= 3 && !hasROCAFingerprint(k.N)
 	case *ecdsa.PublicKey:
 		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
 		return want != nil && k.Curve == want
@@ -179,4 +182,75 @@ func keyMatchesAlg(key any, alg string) bool {
 		return alg == "EdDSA" && len(k) == ed25519.PublicKeySize
 	}
 	return false
+}
+
+// strictPSS are the PS algorithms with the salt length RFC 7518 §3.5
+// requires (the hash's size). golang-jwt verifies PS tokens with any salt
+// length, which lets one message have many valid signatures.
+var strictPSS = map[string]*jwt.SigningMethodRSAPSS{
+	"PS256": strictPSSOf(jwt.SigningMethodPS256),
+	"PS384": strictPSSOf(jwt.SigningMethodPS384),
+	"PS512": strictPSSOf(jwt.SigningMethodPS512),
+}
+
+func strictPSSOf(m *jwt.SigningMethodRSAPSS) *jwt.SigningMethodRSAPSS {
+	opts := &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}
+	return &jwt.SigningMethodRSAPSS{SigningMethodRSA: m.SigningMethodRSA, Options: opts, VerifyOptions: opts}
+}
+
+// signingMethod is golang-jwt's method for alg, made strict where it is lax.
+func signingMethod(alg string) jwt.SigningMethod {
+	if m, ok := strictPSS[alg]; ok {
+		return m
+	}
+	return jwt.GetSigningMethod(alg)
+}
+
+// rocaPrimes and rocaGenerator define the ROCA fingerprint (CVE-2017-15361,
+// Nemec et al.): an RSA modulus made by the vulnerable Infineon library is,
+// modulo each of these primes, a power of 65537. A random modulus passes all
+// 38 tests with negligible probability.
+var (
+	rocaPrimes = []uint64{3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
+		79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167}
+	rocaProduct, rocaPowers = rocaTables()
+)
+
+const rocaGenerator = 65537
+
+// rocaTables computes the product of rocaPrimes and, per prime, the set of
+// powers of 65537 modulo it as a bitmask.
+func rocaTables() (*big.Int, [][3]uint64) {
+	product := big.NewInt(1)
+	powers := make([][3]uint64, len(rocaPrimes))
+	for i, p := range rocaPrimes {
+		product.Mul(product, new(big.Int).SetUint64(p))
+		for x := uint64(1); ; {
+			powers[i][x/64] |= 1 << (x % 64)
+			if x = x * (rocaGenerator % p) % p; x == 1 {
+				break
+			}
+		}
+	}
+	return product, powers
+}
+
+// hasROCAFingerprint reports whether n looks like a ROCA-vulnerable modulus.
+// One big division, then word arithmetic: cheap next to an RSA verification.
+func hasROCAFingerprint(n *big.Int) bool {
+	words := new(big.Int).Mod(n, rocaProduct).Bits()
+	for i, p := range rocaPrimes {
+		var r uint64
+		for j := len(words) - 1; j >= 0; j-- {
+			if bits.UintSize == 64 {
+				_, r = bits.Div64(r, uint64(words[j]), p)
+			} else {
+				r = (r<<32 | uint64(words[j])) % p
+			}
+		}
+		if rocaPowers[i][r/64]&(1<<(r%64)) == 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -121,8 +120,8 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 	if _, dup := v.byIssuer[cfg.Issuer]; dup {
 		return nil, fmt.Errorf("%s: issuer %q configured twice", where, cfg.Issuer)
 	}
-	if u, err := url.ParseRequestURI(cfg.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("%s: jwks_url %q is not an http(s) URL", where, cfg.JWKSURL)
+	if err := checkKeyURL(cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	algs := map[string]bool{}
 	for _, alg := range cfg.Algorithms {
@@ -139,7 +138,7 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	keys := &keySource{
-		name: cfg.Name, url: cfg.JWKSURL, algs: cfg.Algorithms, client: client,
+		name: cfg.Name, url: cfg.JWKSURL, disc: newDiscovery(cfg, client), algs: cfg.Algorithms, client: client,
 		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
 		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
 	}
@@ -259,7 +258,7 @@ func (v *Verifier) issuerOf(claims jwt.MapClaims) (*issuer, *Error) {
 // kid's key, or each key that fits alg for a token without kid.
 func (is *issuer) checkSignature(ctx context.Context, c *compact) *Error {
 	alg, _ := c.header["alg"].(string)
-	method := jwt.GetSigningMethod(alg)
+	method := signingMethod(alg)
 	if method == nil {
 		return newError(ReasonAlgNotAllowed, "token algorithm is not allowed")
 	}

@@ -27,6 +27,10 @@ Usage:
   tokenwise validate --config FILE    check the configuration and compile the policies
   tokenwise check --config FILE --request REQ.json
                                       answer one CheckRequest (protojson) offline
+  tokenwise bench [--scenarios LIST] [--json]
+                                      measure Check against a no-op ext_authz floor
+  tokenwise admin revoke-token|revoke-subject|uses|list|unrevoke ...
+                                      revoke tokens on a running server (tokenwise admin help)
   tokenwise version                   print the version
 
 Flags for serve and dev override the file: --grpc-address, --http-address, --log-level.
@@ -54,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = validate(ctx, args[1:], stdout)
 	case "check":
 		err = check(ctx, args[1:], stdout)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "admin":
+		err = adminCmd(ctx, args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "tokenwise", version)
 	case "help", "-h", "--help":

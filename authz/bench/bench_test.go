@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tiny is a run small enough for a test: it checks the engine works end to
+// end, not how fast anything is.
+func tiny(scenarios ...string) Options {
+	return Options{Scenarios: scenarios, Concurrency: 4, Connections: 2, Duration: 200 * time.Millisecond, Rounds: 1}
+}
+
+func TestRunReportsEveryScenarioAgainstTheFloor(t *testing.T) {
+	var progress bytes.Buffer
+	opts := tiny("reuse", "anonymous")
+	opts.Progress = &progress
+	rep, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(rep.Scenarios); got != 2 {
+		t.Fatalf("%d scenarios in the report, want 2", got)
+	}
+	for _, res := range append(rep.Scenarios, rep.Floor) {
+		if res.ChecksPerSec <= 0 || res.Checks <= 0 || res.Ratio <= 0 || res.P99us <= 0 || res.CPUSecPer1000 <= 0 {
+			t.Errorf("%s: no measurement: %+v", res.Scenario, res)
+		}
+		// Every answer was the expected one: an allow for a valid token on
+		// orders, an allow without a token on a public route.
+		if res.Errors != 0 {
+			t.Errorf("%s: %d unexpected answers, first: %s", res.Scenario, res.Errors, res.FirstError)
+		}
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"floor", "reuse", "anonymous", "Checks/s", "x floor", "p99.9"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if !strings.Contains(progress.String(), "round 1/1 reuse") {
+		t.Errorf("no progress for reuse:\n%s", progress.String())
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Scenarios) != 2 || back.Scenarios[0].Scenario != "reuse" {
+		t.Fatalf("JSON report does not round-trip: %v\n%s", err, js.String())
+	}
+}
+
+// TestOneTimeTokensAreAllowedOnceEach runs the fresh-token scenarios: every
+// one-time token must be allowed (its first use), so errors stay at zero,
+// on the memory store and on a redis-server the engine starts itself.
+func TestOneTimeTokensAreAllowedOnceEach(t *testing.T) {
+	rep, err := Run(context.Background(), tiny("one-time-memory", "one-time-redis", "deny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why, skipped := rep.Skipped["one-time-redis"]; skipped {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("one-time-redis skipped in CI: %s", why)
+		}
+		t.Logf("one-time-redis skipped: %s", why)
+	}
+	if len(rep.Scenarios) < 2 {
+		t.Fatalf("scenarios ran: %+v", rep.Scenarios)
+	}
+	for _, res := range rep.Scenarios {
+		if res.Checks <= 0 || res.Errors != 0 {
+			t.Errorf("%s: %d checks, %d unexpected answers, first: %s", res.Scenario, res.Checks, res.Errors, res.FirstError)
+		}
+	}
+}
+
+func TestReuseHalfRunsOpenLoopAtHalfOfReuse(t *testing.T) {
+	rep, err := Run(context.Background(), tiny("reuse-half"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 2 || rep.Scenarios[0].Scenario != "reuse" || rep.Scenarios[1].Scenario != "reuse-half" {
+		t.Fatalf("reuse-half should bring reuse along: %+v", rep.Scenarios)
+	}
+	reuse, half := rep.Scenarios[0], rep.Scenarios[1]
+	if half.Rate <= 0 || half.Rate > reuse.ChecksPerSec {
+		t.Fatalf("reuse-half rate %.0f, reuse %.0f Checks/s", half.Rate, reuse.ChecksPerSec)
+	}
+}
+
+func TestUnknownScenarioIsAnError(t *testing.T) {
+	_, err := Run(context.Background(), tiny("nope"))
+	if err == nil || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "reuse") {
+		t.Fatalf("err = %v, want one naming the scenario and the choices", err)
+	}
+}
+
+func TestPercentileAndMedian(t *testing.T) {
+	st := runStats{latencies: []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}
+	for p, want := range map[float64]time.Duration{0.5: 5, 0.9: 9, 0.99: 10, 0.999: 10, 0: 1} {
+		if got := st.percentile(p); got != want {
+			t.Errorf("percentile(%v) = %v, want %v", p, got, want)
+		}
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median odd = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median even = %v", m)
+	}
+}
+
+func TestFreshFeedRunsOut(t *testing.T) {
+	f := newFeed(fresh, []string{"a", "b"})
+	seen := map[string]bool{}
+	for i := range 2 {
+		v, ok := f.value(i, 0)
+		if !ok || seen[v] {
+			t.Fatalf("value %d = %q, %v", i, v, ok)
+		}
+		seen[v] = true
+	}
+	if _, ok := f.value(0, 1); ok {
+		t.Fatal("a fresh feed handed out a token twice")
+	}
+}

@@ -1,0 +1,138 @@
+package revoke
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+)
+
+// redisStore keeps the set in one Redis hash, <key_prefix>revocations, field
+// = revocation ID, value = the revocation as JSON. Lapsed fields are deleted
+// on load. Every change is announced on the pub/sub channel of the same
+// name (channels and keys are separate namespaces in Redis); the message is
+// the revocation ID, and receivers reload the whole hash, which is small and
+// makes the order of messages irrelevant.
+type redisStore struct {
+	client  rueidis.Client
+	hash    string
+	channel string
+}
+
+// retryReceive is the pause before subscribing again after the
+// subscription broke and rueidis gave up on it.
+const retryReceive = 500 * time.Millisecond
+
+// newRedis connects to cfg's Redis with a client of its own, so the
+// subscription does not share a connection with the use-limit counts.
+func newRedis(cfg config.Redis) (*redisStore, error) {
+	opt := rueidis.ClientOption{
+		InitAddress:       []string{cfg.Address},
+		Username:          cfg.Username,
+		Password:          cfg.Password,
+		SelectDB:          cfg.DB,
+		ClientName:        "tokenwise-revocations",
+		ForceSingleClient: true, // usable even when the first dial fails
+		DisableCache:      true,
+	}
+	if cfg.TLS {
+		host, _, err := net.SplitHostPort(cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("revoke: redis address %q: %w", cfg.Address, err)
+		}
+		opt.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	client, err := rueidis.NewClient(opt)
+	if client == nil {
+		return nil, fmt.Errorf("revoke: redis: %w", err)
+	}
+	name := cfg.KeyPrefix + "revocations"
+	return &redisStore{client: client, hash: name, channel: name}, nil
+}
+
+// put stores r and announces it.
+func (r *redisStore) put(ctx context.Context, rev Revocation) error {
+	value, err := json.Marshal(rev)
+	if err != nil {
+		return err
+	}
+	return r.write(ctx, rev.ID, r.client.B().Hset().Key(r.hash).FieldValue().FieldValue(rev.ID, string(value)).Build())
+}
+
+// remove deletes the revocation with id and announces it.
+func (r *redisStore) remove(ctx context.Context, id string) (bool, error) {
+	n, err := r.client.Do(ctx, r.client.B().Hdel().Key(r.hash).Field(id).Build()).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("revoke: redis: %w", err)
+	}
+	return n > 0, r.publish(ctx, id)
+}
+
+// write runs cmd, then publishes id so every replica reloads.
+func (r *redisStore) write(ctx context.Context, id string, cmd rueidis.Completed) error {
+	if err := r.client.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("revoke: redis: %w", err)
+	}
+	return r.publish(ctx, id)
+}
+
+func (r *redisStore) publish(ctx context.Context, id string) error {
+	if err := r.client.Do(ctx, r.client.B().Publish().Channel(r.channel).Message(id).Build()).Error(); err != nil {
+		return fmt.Errorf("revoke: redis publish: %w", err)
+	}
+	return nil
+}
+
+// load reads the whole hash, returns what is in force and deletes what lapsed.
+func (r *redisStore) load(ctx context.Context, now time.Time) ([]Revocation, error) {
+	fields, err := r.client.Do(ctx, r.client.B().Hgetall().Key(r.hash).Build()).AsStrMap()
+	if err != nil {
+		return nil, fmt.Errorf("revoke: redis: %w", err)
+	}
+	out := make([]Revocation, 0, len(fields))
+	var lapsed []string
+	for id, value := range fields {
+		var rev Revocation
+		if err := json.Unmarshal([]byte(value), &rev); err != nil || rev.ID != id {
+			continue // not ours to interpret; never let one bad field hide the rest
+		}
+		if !rev.Until.After(now) {
+			lapsed = append(lapsed, id)
+			continue
+		}
+		out = append(out, rev)
+	}
+	if len(lapsed) > 0 {
+		// Best effort: a lapsed field is ignored on load anyway.
+		_ = r.client.Do(ctx, r.client.B().Hdel().Key(r.hash).Field(lapsed...).Build()).Error()
+	}
+	return out, nil
+}
+
+// watch subscribes to the channel until ctx ends and calls changed on every
+// message and every time the subscription is confirmed: at the start and
+// after each reconnect, a replica reloads whatever it missed meanwhile.
+func (r *redisStore) watch(ctx context.Context, changed func()) {
+	ctx = rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
+		if s.Kind == "subscribe" {
+			changed()
+		}
+	})
+	for ctx.Err() == nil {
+		// A fresh command each time: rueidis recycles a completed one.
+		subscribe := r.client.B().Subscribe().Channel(r.channel).Build()
+		_ = r.client.Receive(ctx, subscribe, func(rueidis.PubSubMessage) { changed() })
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryReceive):
+		}
+	}
+}
+
+func (r *redisStore) close() { r.client.Close() }

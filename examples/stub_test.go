@@ -1,5 +1,0 @@
-package examples
-
-var tokenwiseConfigs = []string{}
-
-func manifestFiles() []string { return nil }
