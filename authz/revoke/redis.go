@@ -2,15 +2,14 @@ package revoke
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/uselimit"
 )
 
 // redisStore keeps the set in one Redis hash, <key_prefix>revocations, field
@@ -32,25 +31,9 @@ const retryReceive = 500 * time.Millisecond
 // newRedis connects to cfg's Redis with a client of its own, so the
 // subscription does not share a connection with the use-limit counts.
 func newRedis(cfg config.Redis) (*redisStore, error) {
-	opt := rueidis.ClientOption{
-		InitAddress:       []string{cfg.Address},
-		Username:          cfg.Username,
-		Password:          cfg.Password,
-		SelectDB:          cfg.DB,
-		ClientName:        "tokenwise-revocations",
-		ForceSingleClient: true, // usable even when the first dial fails
-		DisableCache:      true,
-	}
-	if cfg.TLS {
-		host, _, err := net.SplitHostPort(cfg.Address)
-		if err != nil {
-			return nil, fmt.Errorf("revoke: redis address %q: %w", cfg.Address, err)
-		}
-		opt.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	client, err := rueidis.NewClient(opt)
-	if client == nil {
-		return nil, fmt.Errorf("revoke: redis: %w", err)
+	client, err := uselimit.NewRedisClient(cfg, "tokenwise-revocations")
+	if err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
 	}
 	name := cfg.KeyPrefix + "revocations"
 	return &redisStore{client: client, hash: name, channel: name}, nil

@@ -55,12 +55,29 @@ func NewRedis(cfg config.Redis) (*Redis, error) {
 // newRedis is NewRedis with the CAs a TLS connection trusts (nil: the
 // system's, which SSL_CERT_FILE and SSL_CERT_DIR can extend).
 func newRedis(cfg config.Redis, roots *x509.CertPool) (*Redis, error) {
+	client, err := newRedisClient(cfg, "tokenwise", roots)
+	if err != nil {
+		return nil, fmt.Errorf("uselimit: %w", err)
+	}
+	return &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript)}, nil
+}
+
+// NewRedisClient connects to the Redis server in cfg as clientName. It does
+// not need the server to be up: a dial error at start only means calls fail
+// until the server answers, and rueidis re-dials on its own. Only a
+// configuration that cannot work is an error. The revocation set uses it
+// too, with a connection of its own.
+func NewRedisClient(cfg config.Redis, clientName string) (rueidis.Client, error) {
+	return newRedisClient(cfg, clientName, nil)
+}
+
+func newRedisClient(cfg config.Redis, clientName string, roots *x509.CertPool) (rueidis.Client, error) {
 	opt := rueidis.ClientOption{
 		InitAddress: []string{cfg.Address},
 		Username:    cfg.Username,
 		Password:    cfg.Password,
 		SelectDB:    cfg.DB,
-		ClientName:  "tokenwise",
+		ClientName:  clientName,
 		// ForceSingleClient skips cluster discovery, and with it rueidis
 		// returns a usable client even when the first dial fails.
 		ForceSingleClient: true,
@@ -70,17 +87,15 @@ func newRedis(cfg config.Redis, roots *x509.CertPool) (*Redis, error) {
 	if cfg.TLS {
 		host, _, err := net.SplitHostPort(cfg.Address)
 		if err != nil {
-			return nil, fmt.Errorf("uselimit: redis address %q: %w", cfg.Address, err)
+			return nil, fmt.Errorf("redis address %q: %w", cfg.Address, err)
 		}
 		opt.TLSConfig = &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	client, err := rueidis.NewClient(opt)
 	if client == nil {
-		return nil, fmt.Errorf("uselimit: redis: %w", err)
+		return nil, fmt.Errorf("redis: %w", err)
 	}
-	// A dial error here means the server is down or refusing us for now:
-	// serving must not depend on it, and calls report it until it is fixed.
-	return &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript)}, nil
+	return client, nil
 }
 
 // Use records one use of key (under the store's key prefix) if fewer than
