@@ -152,6 +152,24 @@ func tokenInput(tok *verify.Token) (ast.Value, error) {
 	if tok == nil {
 		return ast.NullValue, nil
 	}
+	// The token's part of the input depends on the token alone, so a token
+	// reused across Checks is converted once. OPA only reads input values,
+	// so concurrent evaluations can share it.
+	r := tok.Derived(tokenInputKey{}, func() any {
+		v, err := buildTokenInput(tok)
+		return derivedInput{v, err}
+	}).(derivedInput)
+	return r.value, r.err
+}
+
+type tokenInputKey struct{}
+
+type derivedInput struct {
+	value ast.Value
+	err   error
+}
+
+func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 	header, err := anyMapValue(tok.Header)
 	if err != nil {
 		return nil, fmt.Errorf("token header: %w", err)

@@ -5,13 +5,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
 )
 
-func benchmarkVerify(b *testing.B, alg string) {
+// benchmarkVerify verifies one token over and over: cold with the cache
+// off (every Check pays the signature), cached with it on.
+func benchmarkVerify(b *testing.B, alg string, cacheSize int) {
 	iss := verifytest.NewIssuer(b)
 	raw := iss.MintWith(alg, nil, map[string]any{"sub": "alice", "jti": "j1", "scope": "orders:read", "aud": "orders"})
-	v := readyVerifier(b, issuerCfg(iss, "corp", nil))
+	v, err := New([]config.Issuer{issuerCfg(iss, "corp", nil)}, Options{CacheSize: cacheSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(v.Close)
+	waitFor(b, "verifier ready", v.Ready)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -22,8 +30,9 @@ func benchmarkVerify(b *testing.B, alg string) {
 	}
 }
 
-func BenchmarkVerifyRS256(b *testing.B) { benchmarkVerify(b, "RS256") }
-func BenchmarkVerifyES256(b *testing.B) { benchmarkVerify(b, "ES256") }
+func BenchmarkVerifyRS256(b *testing.B)       { benchmarkVerify(b, "RS256", -1) }
+func BenchmarkVerifyES256(b *testing.B)       { benchmarkVerify(b, "ES256", -1) }
+func BenchmarkVerifyRS256Cached(b *testing.B) { benchmarkVerify(b, "RS256", 0) }
 
 // BenchmarkCheckJSON is the duplicate-member check alone on the header and
 // claims of the token BenchmarkVerifyRS256 verifies, to compare with it.

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,6 +35,7 @@ func (is *issuer) token(header map[string]any, claims jwt.MapClaims, hash [32]by
 		Expiry:      numericTime(exp),
 		Leeway:      is.cfg.Leeway,
 		ContentHash: hash,
+		derived:     &sync.Map{},
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +64,10 @@ type keySource struct {
 	kf    keyfunc.Keyfunc
 
 	loaded atomic.Bool
+	// generation changes whenever the key set does; the token cache uses
+	// it to stop trusting tokens verified with keys that may be gone.
+	generation  atomic.Uint64
+	fingerprint [32]byte // of the installed key set; guarded by the single fetch in flight
 
 	mu         sync.Mutex
 	inflight   chan struct{} // closed when the running fetch ends; nil when none runs
@@ -157,7 +162,7 @@ func (s *keySource) fetch() error {
 	defer cancel()
 	keys, err := s.fetchKeys(ctx)
 	if err == nil {
-		err = s.store.KeyReplaceAll(ctx, keys)
+		err = s.install(ctx, keys)
 	}
 	if s.ctx.Err() != nil {
 		return err // shutting down: not a fault of the issuer
@@ -174,6 +179,33 @@ func (s *keySource) fetch() error {
 		s.log.Info("jwks loaded", "issuer", s.name, "keys", len(keys))
 	}
 	return nil
+}
+
+// install replaces the key set, moving to a new generation when it differs
+// from the one installed. The new keys are in place before the generation
+// moves, so a token verified after it was verified with them.
+func (s *keySource) install(ctx context.Context, keys []jwkset.JWK) error {
+	if err := s.store.KeyReplaceAll(ctx, keys); err != nil {
+		return err
+	}
+	if fp := fingerprint(keys); fp != s.fingerprint {
+		s.fingerprint = fp
+		s.generation.Add(1)
+	}
+	return nil
+}
+
+// fingerprint identifies a key set by its keys' JSON forms, in order.
+func fingerprint(keys []jwkset.JWK) [32]byte {
+	h := sha256.New()
+	for _, k := range keys {
+		b, _ := json.Marshal(k.Marshal())
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // download fetches the configured jwks_url.

@@ -1,9 +1,14 @@
 package verify
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Token is a bearer token whose signature and claims have been verified.
 // It never holds the raw token string, so it is safe to keep and to log parts of.
+// A Token from Verify may be shared by several Checks (see the Verifier's
+// cache): treat it as read-only.
 type Token struct {
 	// Issuer is the configured name of the issuer that signed the token.
 	Issuer string
@@ -26,6 +31,25 @@ type Token struct {
 	// segments, never the signature, which can be spelled more than one way).
 	// Use-limit keys fall back to it when the token has no jti.
 	ContentHash [32]byte
+
+	// derived memoizes what later stages compute from the token alone.
+	derived *sync.Map
+}
+
+// Derived returns the value build computes from this token, computing it
+// once per verified token: a token reused through the Verifier's cache is
+// converted (for the policy input, say) on its first Check only. key tells
+// apart the values of different users; build must depend on the token alone.
+// Tokens not made by Verify compute the value every time.
+func (t *Token) Derived(key any, build func() any) any {
+	if t.derived == nil {
+		return build()
+	}
+	if v, ok := t.derived.Load(key); ok {
+		return v
+	}
+	v, _ := t.derived.LoadOrStore(key, build())
+	return v
 }
 
 // Error is why a token was refused. Description is safe to show the client

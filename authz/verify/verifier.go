@@ -42,6 +42,9 @@ type Options struct {
 	// MaxTokenBytes caps the compact token, checked before any decoding;
 	// zero or less means the default, MaxTokenBytes.
 	MaxTokenBytes int
+	// CacheSize is how many verified tokens to remember (0: DefaultCacheSize;
+	// negative: none, every Check verifies its token afresh).
+	CacheSize int
 }
 
 // Verifier verifies tokens against the configured issuers. It is safe for concurrent use.
@@ -49,6 +52,7 @@ type Verifier struct {
 	byIssuer map[string]*issuer
 	all      []*issuer
 	maxBytes int
+	cache    *cache
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	once     sync.Once
@@ -76,6 +80,12 @@ func New(issuers []config.Issuer, opts Options) (*Verifier, error) {
 	v := &Verifier{byIssuer: map[string]*issuer{}, cancel: cancel, maxBytes: opts.MaxTokenBytes}
 	if v.maxBytes <= 0 {
 		v.maxBytes = MaxTokenBytes
+	}
+	switch {
+	case opts.CacheSize == 0:
+		v.cache = newCache(DefaultCacheSize)
+	case opts.CacheSize > 0:
+		v.cache = newCache(opts.CacheSize)
 	}
 	for _, cfg := range issuers {
 		is, err := v.newIssuer(ctx, withDefaults(cfg), client, opts.Metrics, log)
@@ -214,7 +224,15 @@ func (v *Verifier) Close() {
 //
 // The stages run cheapest and least trusting first: size and shape, header
 // rules, the signature, then the claims.
+//
+// A token verified before is answered from the cache while it is valid and
+// its issuer's key set has not changed. The Token returned may be shared with
+// other Checks: it is read-only.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
+	now := time.Now()
+	if tok := v.cache.get(raw, now); tok != nil {
+		return tok, nil
+	}
 	c, err := split(raw, v.maxBytes)
 	if err != nil {
 		return nil, err
@@ -230,13 +248,21 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if err := is.checkHeader(c.header); err != nil {
 		return nil, err
 	}
+	// Read before the signature check: if the keys change meanwhile, the
+	// cached entry is stale from the start, never trusted past the change.
+	generation := is.keys.generation.Load()
 	if err := is.checkSignature(ctx, c); err != nil {
 		return nil, err
 	}
 	if verr := is.validator.Validate(claims); verr != nil {
 		return nil, fromJWT(verr, claims, is.cfg.ExpirationRequired())
 	}
-	return is.token(c.header, claims, sha256.Sum256([]byte(c.signed)))
+	tok, terr := is.token(c.header, claims, sha256.Sum256([]byte(c.signed)))
+	if terr != nil {
+		return nil, terr
+	}
+	v.cache.put(raw, tok, is.keys, generation, now)
+	return tok, nil
 }
 
 // issuerOf chooses the issuer by the (still untrusted) iss claim; that
