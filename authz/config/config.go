@@ -134,6 +134,9 @@ type Token struct {
 	QueryParameter string `yaml:"query_parameter"`
 	// MaxBytes caps a token's length; a longer one is refused before any decoding.
 	MaxBytes int `yaml:"max_bytes"`
+	// CacheSize is how many verified tokens are remembered, so a reused token
+	// skips its signature check (0: the default, 10000; negative: no cache).
+	CacheSize int `yaml:"cache_size"`
 }
 
 // DefaultMaxTokenBytes is token.max_bytes when the file does not set it.

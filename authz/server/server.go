@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.Close()
 		return nil, err
 	}
-	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger, MaxTokenBytes: cfg.Token.MaxBytes})
+	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger, MaxTokenBytes: cfg.Token.MaxBytes, CacheSize: cfg.Token.CacheSize})
 	if err != nil {
 		s.Close()
 		return nil, err
