@@ -20,10 +20,14 @@ type runStats struct {
 	errors   int64
 	firstErr string
 	elapsed  time.Duration
-	// latencies are every Check's latency in nanoseconds, sorted.
+	// latencies are every Check's latency in nanoseconds, sorted; in an
+	// open-loop run they count from when the Check was due.
 	latencies []int64
-	cpu       time.Duration
-	allocs    uint64
+	// service are open-loop latencies from when the Check was sent, sorted:
+	// the difference to latencies is time spent waiting to be sent.
+	service []int64
+	cpu     time.Duration
+	allocs  uint64
 	// exhausted: the fresh tokens ran out before the duration was up.
 	exhausted bool
 	// rate is the open-loop target in Checks/s (0: closed loop).
@@ -39,13 +43,16 @@ func (r runStats) throughput() float64 {
 }
 
 // percentile is the latency below which a fraction p of the Checks fell.
-func (r runStats) percentile(p float64) time.Duration {
-	n := len(r.latencies)
+func (r runStats) percentile(p float64) time.Duration { return percentile(r.latencies, p) }
+
+// percentile is the value below which a fraction p of sorted fell.
+func percentile(sorted []int64, p float64) time.Duration {
+	n := len(sorted)
 	if n == 0 {
 		return 0
 	}
 	i := int(p*float64(n)+0.999999) - 1
-	return time.Duration(r.latencies[min(max(i, 0), n-1)])
+	return time.Duration(sorted[min(max(i, 0), n-1)])
 }
 
 // cpuPer1000 is process CPU seconds per 1000 Checks.
@@ -111,6 +118,8 @@ type load struct {
 	errOnce  sync.Once
 	firstErr string
 	lats     [][]int64
+	// svc is per worker, like lats, for open-loop runs only.
+	svc [][]int64
 }
 
 // worker holds one worker's reusable request.
@@ -132,7 +141,8 @@ func (l *load) newWorker(id int) *worker {
 	return w
 }
 
-// check sends one Check and records it; false when there is nothing to send.
+// check sends one Check and records its latency counted from start (when
+// it was due); false when there is nothing to send.
 func (w *worker) check(ctx context.Context, start time.Time) bool {
 	auth, ok := w.l.feed.value(w.id, w.n)
 	if !ok {
@@ -144,9 +154,13 @@ func (w *worker) check(ctx context.Context, start time.Time) bool {
 	}
 	w.hdr["x-request-id"] = string(strconv.AppendUint(w.reqID, uint64(w.n), 16))
 	w.n++
+	sent := time.Now()
 	resp, err := w.client.Check(ctx, w.req)
-	took := time.Since(start)
-	w.l.lats[w.id] = append(w.l.lats[w.id], int64(took))
+	done := time.Now()
+	w.l.lats[w.id] = append(w.l.lats[w.id], int64(done.Sub(start)))
+	if w.l.svc != nil {
+		w.l.svc[w.id] = append(w.l.svc[w.id], int64(done.Sub(sent)))
+	}
 	w.l.checks.Add(1)
 	if err != nil {
 		w.l.fail(err.Error())
@@ -172,6 +186,7 @@ func run(ctx context.Context, t *target, s *scenario, f *feed, workers int, d ti
 	start := time.Now()
 	l.end = start.Add(d)
 	if rate > 0 {
+		l.svc = make([][]int64, workers)
 		l.openLoop(ctx, start, rate)
 	} else {
 		l.closedLoop(ctx)
@@ -185,6 +200,10 @@ func run(ctx context.Context, t *target, s *scenario, f *feed, workers int, d ti
 	}
 	st.latencies = slices.Concat(l.lats...)
 	slices.Sort(st.latencies)
+	if l.svc != nil {
+		st.service = slices.Concat(l.svc...)
+		slices.Sort(st.service)
+	}
 	return st
 }
 

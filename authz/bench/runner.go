@@ -98,7 +98,7 @@ func (r *runner) measure(ctx context.Context, s *scenario, d time.Duration, rate
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
-	r.estimate[s.name] = st.throughput()
+	r.estimate[s.name] = max(st.throughput(), r.estimate[s.name]*0.8)
 	return st, nil
 }
 
@@ -117,7 +117,8 @@ func (r *runner) feedFor(ctx context.Context, s *scenario, d time.Duration, rate
 		est = rate
 	}
 	if est > 0 {
-		n = min(max(int(est*d.Seconds()*1.3), minFresh), maxFresh)
+		// A measured run is often faster than the warm-up that estimated it.
+		n = min(max(int(est*d.Seconds()*1.5), minFresh), maxFresh)
 	} else {
 		n = max(minFresh, 4*r.opts.Concurrency)
 	}
