@@ -11,7 +11,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -19,6 +18,7 @@ import (
 // nowhere (a no-op tracer that costs next to nothing on the hot path). A nil
 // *Tracing records nothing, like NoTracing.
 type Tracing struct {
+	enabled    bool
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	shutdown   func(context.Context) error
@@ -35,7 +35,7 @@ type TracingConfig struct {
 
 // NoTracing records no spans.
 func NoTracing() *Tracing {
-	return &Tracing{tracer: noTracer, propagator: propagator(), shutdown: func(context.Context) error { return nil }}
+	return &Tracing{shutdown: func(context.Context) error { return nil }}
 }
 
 // NewTracing exports spans over OTLP/gRPC as cfg says, or records none when
@@ -65,7 +65,7 @@ func TracingWith(processor sdktrace.SpanProcessor, cfg TracingConfig) *Tracing {
 		// Follow Envoy's sampling decision; sample new traces at the ratio.
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
 	)
-	return &Tracing{tracer: provider.Tracer("github.com/tokenwise/tokenwise"), propagator: propagator(), shutdown: provider.Shutdown}
+	return &Tracing{enabled: true, tracer: provider.Tracer("github.com/tokenwise/tokenwise"), propagator: propagator(), shutdown: provider.Shutdown}
 }
 
 // propagator reads W3C traceparent and both B3 encodings.
@@ -76,21 +76,24 @@ func propagator() propagation.TextMapPropagator {
 	)
 }
 
-var noTracer = noop.NewTracerProvider().Tracer("")
+// noSpan is the span Start returns when tracing is off.
+var noSpan = trace.SpanFromContext(context.Background())
 
-// Tracer starts spans.
-func (t *Tracing) Tracer() trace.Tracer {
-	if t == nil {
-		return noTracer
+// Start starts a span named name under ctx's. With tracing off it returns ctx
+// itself and a span that does nothing, so the hot path pays no context
+// allocation per stage.
+func (t *Tracing) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if t == nil || !t.enabled {
+		return ctx, noSpan
 	}
-	return t.tracer
+	return t.tracer.Start(ctx, name, opts...)
 }
 
 // Join returns ctx carrying the trace Envoy started for this request. Envoy
 // puts the context of its ext_authz span in the gRPC metadata; the
 // downstream request's own headers are the fallback.
 func (t *Tracing) Join(ctx context.Context, requestHeaders map[string]string) context.Context {
-	if t == nil {
+	if t == nil || !t.enabled {
 		return ctx
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {

@@ -28,7 +28,7 @@ func TestJoinFollowsEnvoysTraceContext(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spans.Reset()
 			ctx := metadata.NewIncomingContext(context.Background(), metadata.New(c.metadata))
-			_, span := tr.Tracer().Start(tr.Join(ctx, c.headers), "tokenwise.Check")
+			_, span := tr.Start(tr.Join(ctx, c.headers), "tokenwise.Check")
 			span.End()
 			got := spans.GetSpans()
 			// SampleRatio 0: only a sampled parent can make this span recorded.
@@ -41,7 +41,7 @@ func TestJoinFollowsEnvoysTraceContext(t *testing.T) {
 
 func TestNoTracingRecordsNothing(t *testing.T) {
 	for _, tr := range []*Tracing{NoTracing(), nil} {
-		_, span := tr.Tracer().Start(tr.Join(context.Background(), nil), "x")
+		_, span := tr.Start(tr.Join(context.Background(), nil), "x")
 		if span.IsRecording() || span.SpanContext().IsValid() && span.SpanContext().TraceFlags().IsSampled() {
 			t.Errorf("a span was recorded without tracing")
 		}

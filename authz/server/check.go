@@ -126,14 +126,14 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) resul
 
 // verify is the verification stage in its own span.
 func (a *Authorizer) verify(ctx context.Context, raw string) (*verify.Token, error) {
-	ctx, span := a.tracing.Tracer().Start(ctx, "tokenwise.verify")
+	ctx, span := a.tracing.Start(ctx, "tokenwise.verify")
 	defer span.End()
 	return a.verifier.Verify(ctx, raw)
 }
 
 // decidePolicy is the policy stage in its own span.
 func (a *Authorizer) decidePolicy(ctx context.Context, req *authv3.CheckRequest, tok *verify.Token) (policy.Decision, error) {
-	ctx, span := a.tracing.Tracer().Start(ctx, "tokenwise.policy")
+	ctx, span := a.tracing.Start(ctx, "tokenwise.policy")
 	defer span.End()
 	return a.policy.Decide(ctx, req, tok)
 }
@@ -189,7 +189,7 @@ func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.D
 	if a.limits == nil {
 		return fail(answer.Unavailable("use limits are not configured"), "use_limit_unconfigured", 503), true
 	}
-	ctx, span := a.tracing.Tracer().Start(ctx, "tokenwise.use_limit")
+	ctx, span := a.tracing.Start(ctx, "tokenwise.use_limit")
 	ok, err := a.limits.Use(ctx, uselimit.Key(tok), d.MaxUses, uselimit.TTL(tok, time.Now(), a.maxTTL))
 	span.End()
 	switch {
@@ -292,7 +292,7 @@ func reasonOr(reason, fallback string) string {
 // started, when the request carries one.
 func (a *Authorizer) startCheckSpan(ctx context.Context, req *authv3.CheckRequest) (context.Context, trace.Span) {
 	ctx = a.tracing.Join(ctx, req.GetAttributes().GetRequest().GetHttp().GetHeaders())
-	return a.tracing.Tracer().Start(ctx, "tokenwise.Check", trace.WithSpanKind(trace.SpanKindServer))
+	return a.tracing.Start(ctx, "tokenwise.Check", trace.WithSpanKind(trace.SpanKindServer))
 }
 
 // endCheckSpan records the outcome on the span; never a token or a header value.
