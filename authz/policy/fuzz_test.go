@@ -25,6 +25,9 @@ func FuzzInput(f *testing.F) {
 	f.Add("PUT", "/"+strings.Repeat("a/", 100), ":path", "/", "application/json", "", `{"a":1,"a":2}`, []byte(nil), false)
 	f.Fuzz(func(t *testing.T, method, path, hName, hValue, contentType, contentLength, body string, rawBody []byte, headerMap bool) {
 		req := fuzzCheckRequest(method, path, hName, hValue, contentType, contentLength, body, rawBody, headerMap)
+		if checkRequestValue(req).Compare(protoValue(req.ProtoReflect())) != 0 {
+			t.Fatal("the typed rendering of the request differs from the reflective one")
+		}
 		v, err := Input(req, nil, fuzzMaxBody)
 		if err != nil {
 			return // the caller denies; what matters is no panic

@@ -42,7 +42,7 @@ func Input(req *authv3.CheckRequest, tok *verify.Token, maxBody int) (ast.Value,
 	if httpReq == nil {
 		return nil, errors.New("check request has no attributes.request.http")
 	}
-	input := protoValue(req.ProtoReflect()).(ast.Object)
+	input := checkRequestValue(req).(ast.Object)
 	headers := httpReq.GetHeaders()
 	if len(headers) == 0 && len(httpReq.GetHeaderMap().GetHeaders()) > 0 {
 		headers = headersFromMap(httpReq)
