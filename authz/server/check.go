@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -210,7 +212,9 @@ func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.D
 // that tokenwise does not set is removed, so a client can never supply it.
 func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
 	var up answer.Upstream
-	for claim, header := range a.forward.ClaimsToHeaders {
+	// Sorted, so the same token always gets the same answer, byte for byte.
+	for _, claim := range slices.Sorted(maps.Keys(a.forward.ClaimsToHeaders)) {
+		header := a.forward.ClaimsToHeaders[claim]
 		value, ok := claimValue(tok, claim)
 		if ok {
 			up.Set = append(up.Set, policy.Header{Name: header, Value: value})
