@@ -2,128 +2,49 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/tokenwise/tokenwise/authz/config"
 )
 
-// pki is a throwaway certificate authority with files on disk, as an operator would have them.
-type pki struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caFile string
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &pki{dir: t.TempDir(), ca: ca, caKey: key}
-	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", der)
-	return p
-}
-
-// issue signs a certificate for name (a server for 127.0.0.1, or a client)
-// and returns its cert and key files.
-func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", keyDER)
-}
-
-func (p *pki) write(t *testing.T, name, kind string, der []byte) string {
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func (p *pki) pool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	pool.AddCert(p.ca)
-	return pool
-}
-
-// tryCheck calls Check over a connection with creds and returns the gRPC error.
-func tryCheck(addr string, creds credentials.TransportCredentials) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+// tryCheck asks for a public route over conn and returns the gRPC error.
+func tryCheck(conn *grpc.ClientConn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_, err = authv3.NewAuthorizationClient(conn).Check(ctx, envoyRequest("GET", "/public", nil))
+	_, err := authv3.NewAuthorizationClient(conn).Check(ctx, envoyRequest("GET", "/public", nil))
 	return err
 }
 
 func TestTheGRPCListenerSpeaksTLSAndMutualTLS(t *testing.T) {
-	p := newPKI(t)
-	certFile, keyFile := p.issue(t, "tokenwise", true)
+	serverCA, envoyCA := newCA(t, "server CA"), newCA(t, "envoy CA")
+	serverCert := serverCA.issue(t, "tokenwise", x509.ExtKeyUsageServerAuth)
+	dir := t.TempDir()
+	serverTLS := config.TLS{CertFile: writePEM(t, dir, "server.pem", serverCert.Certificate[0]), KeyFile: writeKey(t, dir, "server-key.pem", serverCert)}
 
 	t.Run("TLS", func(t *testing.T) {
-		h := start(t, func(c *config.Config) { c.GRPC.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile} })
-		if err := tryCheck(h.srv.GRPCAddr(), credentials.NewTLS(&tls.Config{RootCAs: p.pool()})); err != nil {
+		h := start(t, func(c *config.Config) { c.GRPC.TLS = serverTLS })
+		if err := tryCheck(tlsClient(t, h, serverCA, nil)); err != nil {
 			t.Fatalf("a TLS client was refused: %v", err)
 		}
 	})
 
 	t.Run("mutual TLS", func(t *testing.T) {
-		h := start(t, func(c *config.Config) {
-			c.GRPC.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile, ClientCAFile: p.caFile}
-		})
-		if err := tryCheck(h.srv.GRPCAddr(), credentials.NewTLS(&tls.Config{RootCAs: p.pool()})); err == nil {
+		mutual := serverTLS
+		mutual.ClientCAFile = writePEM(t, dir, "envoy-ca.pem", envoyCA.cert.Raw)
+		h := start(t, func(c *config.Config) { c.GRPC.TLS = mutual })
+		if err := tryCheck(tlsClient(t, h, serverCA, nil)); err == nil {
 			t.Fatal("a client without a certificate was served under mTLS")
 		}
-		clientCert, clientKey := p.issue(t, "envoy", false)
-		pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
-		if err != nil {
-			t.Fatal(err)
+		if err := tryCheck(tlsClient(t, h, serverCA, serverCA.issue(t, "stranger", x509.ExtKeyUsageClientAuth))); err == nil {
+			t.Fatal("a client certificate from another CA was served under mTLS")
 		}
-		creds := credentials.NewTLS(&tls.Config{RootCAs: p.pool(), Certificates: []tls.Certificate{pair}})
-		if err := tryCheck(h.srv.GRPCAddr(), creds); err != nil {
+		if err := tryCheck(tlsClient(t, h, serverCA, envoyCA.issue(t, "envoy", x509.ExtKeyUsageClientAuth))); err != nil {
 			t.Fatalf("a client with a certificate from the CA was refused: %v", err)
 		}
 	})
