@@ -324,6 +324,9 @@ func (c *Config) Validate() error {
 	if c.GRPC.TLS.ClientCAFile != "" && !c.GRPC.TLS.Enabled() {
 		return errors.New("grpc.tls.client_ca_file needs cert_file and key_file")
 	}
+	if c.Admin.ClientCAFile != "" && !c.GRPC.TLS.Enabled() {
+		return errors.New("admin.client_ca_file needs grpc.tls cert_file and key_file: client certificates need TLS")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level)
 	}

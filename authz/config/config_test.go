@@ -183,3 +183,10 @@ func TestTokenMaxBytes(t *testing.T) {
 		t.Fatalf("negative max_bytes: %v", err)
 	}
 }
+
+func TestAdminClientCANeedsTLS(t *testing.T) {
+	_, err := Parse([]byte("admin: {client_ca_file: ca.pem}\n"))
+	if err == nil || !strings.Contains(err.Error(), "admin.client_ca_file") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -29,6 +29,10 @@ func validate(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := policy.New(ctx, cfg.Policy, policy.Options{Logger: quiet}); err != nil {
 		return err
 	}
+	// Loads the TLS certificate, key and client CA files, as serve would.
+	if _, err := server.GRPCServerOptions(cfg.GRPC); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d issuers, policy %v compiled, query %s)\n", o.config, len(cfg.Issuers), cfg.Policy.Paths, cfg.Policy.Query)
 	return nil
 }

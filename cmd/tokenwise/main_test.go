@@ -106,9 +106,10 @@ func TestValidate(t *testing.T) {
 	}
 
 	faults := map[string]struct{ file, text, want string }{
-		"unknown key":    {"tokenwise.yaml", "grpc: {adress: x}\n", "adress"},
-		"broken policy":  {"policies/authz.rego", "package envoy.authz\n\nallow := {{{\n", "authz.rego"},
-		"HMAC algorithm": {"tokenwise.yaml", "issuers: [{name: a, issuer: i, jwks_url: https://x/, algorithms: [HS256]}]\n", "HS256"},
+		"unknown key":     {"tokenwise.yaml", "grpc: {adress: x}\n", "adress"},
+		"broken policy":   {"policies/authz.rego", "package envoy.authz\n\nallow := {{{\n", "authz.rego"},
+		"HMAC algorithm":  {"tokenwise.yaml", "issuers: [{name: a, issuer: i, jwks_url: https://x/, algorithms: [HS256]}]\n", "HS256"},
+		"missing TLS key": {"tokenwise.yaml", "grpc: {tls: {cert_file: nowhere.pem, key_file: nowhere-key.pem}}\npolicy: {paths: [policies/]}\n", "nowhere.pem"},
 	}
 	for name, f := range faults {
 		t.Run(name, func(t *testing.T) {
