@@ -83,6 +83,11 @@ func newRedisClient(cfg config.Redis, clientName string, roots *x509.CertPool) (
 		ForceSingleClient: true,
 		// Counts are written on every read; client-side caching would be wrong.
 		DisableCache: true,
+		// One auto-pipelined connection, not rueidis's default of four: after
+		// a Redis restart each stale connection fails one call on its next
+		// use, so four would turn one outage into errors scattered over the
+		// next calls. Redis serves one connection at a time anyway.
+		PipelineMultiplex: -1,
 	}
 	if cfg.TLS {
 		host, _, err := net.SplitHostPort(cfg.Address)

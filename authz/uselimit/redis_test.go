@@ -3,6 +3,7 @@ package uselimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http/httptest"
 	"strconv"
@@ -274,6 +275,13 @@ func TestRedisOutageReturnsErrorThenRecovers(t *testing.T) {
 			t.Fatalf("limit %d after the restart: %v, %v", limit, ok, err)
 		}
 	}
+	// Once one call has worked, the outage is over for every call: no stale
+	// connection is left to fail a later one.
+	for i := range 50 {
+		if _, err := r.Use(context.Background(), fmt.Sprint("steady-", i), 1, time.Minute); err != nil {
+			t.Fatalf("call %d after the store recovered: %v", i, err)
+		}
+	}
 }
 
 func TestRedisHungServerHonoursDeadline(t *testing.T) {
@@ -367,5 +375,33 @@ func TestNewRedisRecordsMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// After a Redis restart, once one call works every call works: no stale
+// connection is left to fail a later Check with a 503.
+func TestRedisRestartLeavesNoStaleConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newRedisStore(t, srv, config.Redis{})
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := r.Use(ctx, fmt.Sprint("warm-", i), 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Stop()
+	if _, err := r.Use(ctx, "down", 1, time.Minute); err == nil {
+		t.Fatal("Use with Redis stopped succeeded")
+	}
+	srv.Restart()
+	eventually(t, "Use after restart", func() error {
+		_, err := r.Use(ctx, "probe", 5, time.Minute)
+		return err
+	})
+	for i := range 50 {
+		if _, err := r.Use(ctx, fmt.Sprint("after-", i), 1, time.Minute); err != nil {
+			t.Fatalf("call %d after the store recovered: %v", i, err)
+		}
+		time.Sleep(2 * time.Millisecond) // calls spread in time, as Checks are
 	}
 }
