@@ -23,6 +23,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/devissuer"
 	"github.com/tokenwise/tokenwise/authz/server"
+	"github.com/tokenwise/tokenwise/authz/uselimit/redisproc"
 )
 
 // audience is the aud of every bench token.
@@ -254,14 +255,14 @@ func waitReady(ctx context.Context, srv *server.Server) error {
 func (e *env) startRedisTarget(ctx context.Context, issURL string) error {
 	addr := e.opts.RedisAddr
 	if addr == "" {
-		r, err := startRedis(e.opts.RedisBinary, e.dir)
+		r, err := redisproc.Start(e.opts.RedisBinary, e.dir)
 		if err != nil {
 			e.skipped["one-time-redis"] = fmt.Sprintf("no Redis: pass --redis ADDR or install redis-server (%v)", err)
 			fmt.Fprintln(e.opts.Progress, "bench: skipping one-time-redis:", e.skipped["one-time-redis"])
 			return nil
 		}
-		e.stops = append(e.stops, r.stop)
-		addr = r.addr
+		e.stops = append(e.stops, r.Stop)
+		addr = r.Addr()
 		fmt.Fprintln(e.opts.Progress, "bench: started redis-server on", addr)
 	}
 	t, err := e.startTokenwise(ctx, issURL, "redis", addr)

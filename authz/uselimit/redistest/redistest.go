@@ -1,50 +1,23 @@
-// Package redistest runs a real redis-server process for tests: on a free
-// loopback port, without persistence, stopped when the test ends. Tests can
-// kill it to simulate an outage, pause it to simulate a hung server, and
-// start it again on the same address.
+// Package redistest runs a real redis-server process for tests (see package
+// redisproc): on a free loopback port, without persistence, stopped when the
+// test ends. A test that cannot start one fails under CI and skips elsewhere.
 package redistest
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/tokenwise/tokenwise/authz/uselimit/redisproc"
 )
 
 // Binary is the redis-server executable Start runs.
 var Binary = "redis-server"
 
-// startTimeout bounds how long Start waits for the server to answer PING.
-const startTimeout = 10 * time.Second
-
-// Server is a redis-server process on a free loopback port, stopped on t.Cleanup.
+// Server is a redis-server process stopped on t.Cleanup.
 type Server struct {
-	t     testing.TB
-	port  int
-	extra []string
-	dir   string
-	roots *x509.CertPool // set for a TLS server
-
-	mu     sync.Mutex
-	proc   *os.Process   // nil when stopped
-	exited chan struct{} // closed once the process has exited
+	*redisproc.Server
+	t testing.TB
 }
 
 // Start runs redis-server on a free loopback port and waits until it answers
@@ -53,257 +26,36 @@ type Server struct {
 // test if the environment variable CI is "true" and skips it otherwise.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	return launch(t, &Server{t: t, extra: extra, dir: t.TempDir()})
+	return wrap(t)(redisproc.Start(Binary, t.TempDir(), extra...))
 }
 
 // StartTLS is Start for a server that only speaks TLS, with a certificate
-// for 127.0.0.1 that RootCAs trusts. Clients need no certificate of their own.
+// for 127.0.0.1 that RootCAs trusts.
 func StartTLS(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, extra: extra, dir: t.TempDir()}
-	var err error
-	if s.roots, err = writeCert(s.dir); err != nil {
-		t.Fatalf("redistest: certificate: %v", err)
-	}
-	return launch(t, s)
+	return wrap(t)(redisproc.StartTLS(Binary, t.TempDir(), extra...))
 }
 
-// launch starts s on a free port, or fails or skips t.
-func launch(t testing.TB, s *Server) *Server {
-	t.Helper()
-	var err error
-	// A free port found by listening can be taken before redis binds it, so try a few.
-	for range 3 {
-		if s.port, err = freePort(); err != nil {
-			continue
+func wrap(t testing.TB) func(*redisproc.Server, error) *Server {
+	return func(s *redisproc.Server, err error) *Server {
+		t.Helper()
+		if err != nil {
+			msg := fmt.Sprint("redistest: ", err)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
 		}
-		if err = s.start(); err == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
+		t.Cleanup(s.Stop)
+		return &Server{Server: s, t: t}
 	}
-	unavailable(t, err)
-	return nil
 }
 
-// RootCAs trusts the certificate of a StartTLS server (nil for Start).
-func (s *Server) RootCAs() *x509.CertPool { return s.roots }
-
-// unavailable fails the test in CI and skips it elsewhere.
-func unavailable(t testing.TB, err error) {
-	t.Helper()
-	msg := fmt.Sprintf("redistest: cannot start %s: %v", Binary, err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// Addr is the server's host:port.
-func (s *Server) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-}
-
-// Stop kills the server at once (SIGKILL), as an outage would. It is safe to
-// call more than once.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return
-	}
-	_ = s.proc.Kill()
-	<-s.exited
-	s.proc = nil
-}
-
-// Restart starts the server again on the same port, so it has the same
-// address; it stops the running one first. Data is not kept. It fails the test
+// Restart starts the server again on the same address; it fails the test
 // when the server cannot start.
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.Stop()
-	var err error
-	// The old listener's port can take a moment to be free again.
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		if err = s.start(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s.Server.Restart(); err != nil {
+		s.t.Fatal(err)
 	}
-	s.t.Fatalf("redistest: restart on %s: %v", s.Addr(), err)
-}
-
-// Pause stops the process with SIGSTOP: connections stay open but nothing is
-// answered, like a hung server. Resume undoes it.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server with SIGCONT.
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig os.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc != nil {
-		_ = s.proc.Signal(sig)
-	}
-}
-
-// start runs the process and waits for PING; on failure nothing is left running.
-func (s *Server) start() error {
-	cmd := exec.Command(Binary, s.args()...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := waitReady(s.dialer(), exited); err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("%w; output: %s", err, out.String())
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.proc, s.exited = cmd.Process, exited
-	return nil
-}
-
-// args is the command line: no persistence, loopback only, and for a TLS
-// server the port speaks TLS and plain connections are off.
-func (s *Server) args() []string {
-	port := strconv.Itoa(s.port)
-	args := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}
-	if s.roots == nil {
-		args = append(args, "--port", port)
-	} else {
-		args = append(args, "--port", "0", "--tls-port", port,
-			"--tls-cert-file", filepath.Join(s.dir, "cert.pem"),
-			"--tls-key-file", filepath.Join(s.dir, "key.pem"),
-			"--tls-auth-clients", "no")
-	}
-	return append(args, s.extra...)
-}
-
-// waitReady polls addr with PING until a reply comes, the process exits or
-// startTimeout passes.
-func waitReady(dial func() (net.Conn, error), exited <-chan struct{}) error {
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("redis-server exited")
-		default:
-		}
-		if ping(dial) == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("no PING reply within " + startTimeout.String())
-}
-
-// ping sends an inline PING. Any reply counts as ready: a server started with
-// --requirepass answers -NOAUTH, which still shows it is serving.
-func ping(dial func() (net.Conn, error)) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line == "" || (line[0] != '+' && line[0] != '-') {
-		return fmt.Errorf("unexpected reply %q", line)
-	}
-	return nil
-}
-
-// dialer connects to the server, over TLS for a StartTLS server.
-func (s *Server) dialer() func() (net.Conn, error) {
-	addr := s.Addr()
-	d := &net.Dialer{Timeout: time.Second}
-	if s.roots == nil {
-		return func() (net.Conn, error) { return d.Dial("tcp", addr) }
-	}
-	cfg := &tls.Config{RootCAs: s.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	return func() (net.Conn, error) { return tls.DialWithDialer(d, "tcp", addr, cfg) }
-}
-
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key to
-// dir as cert.pem and key.pem, and returns a pool that trusts it.
-func writeCert(dir string) (*x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "redistest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(certPEM)
-	return roots, nil
-}
-
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the server's output for error messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
