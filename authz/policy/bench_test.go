@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"testing"
 	"testing/fstest"
 
@@ -71,14 +72,20 @@ func BenchmarkInputProtojson(b *testing.B) {
 	}
 }
 
-// BenchmarkEval is one Decide (input and evaluation) with the bundled policy.
-func BenchmarkEval(b *testing.B) {
+// benchEngine loads the policy at the root of fsys.
+func benchEngine(b *testing.B, fsys fs.FS) *Engine {
 	cfg := config.Default().Policy
 	cfg.Paths = []string{"."}
-	e, err := New(context.Background(), cfg, Options{FS: policies.FS})
+	e, err := New(context.Background(), cfg, Options{FS: fsys})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return e
+}
+
+// BenchmarkEval is one Decide (input and evaluation) with the bundled policy.
+func BenchmarkEval(b *testing.B) {
+	e := benchEngine(b, policies.FS)
 	req, tok := mustRequest(b, benchRequest), benchToken()
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -92,12 +99,7 @@ func BenchmarkEval(b *testing.B) {
 
 // BenchmarkEvalParallel is BenchmarkEval from many goroutines.
 func BenchmarkEvalParallel(b *testing.B) {
-	cfg := config.Default().Policy
-	cfg.Paths = []string{"."}
-	e, err := New(context.Background(), cfg, Options{FS: policies.FS})
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := benchEngine(b, policies.FS)
 	req, tok := mustRequest(b, benchRequest), benchToken()
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -114,13 +116,7 @@ func BenchmarkEvalParallel(b *testing.B) {
 // BenchmarkEvalTrivial is Decide with `allow := true`: the fixed cost of an
 // evaluation, to set against BenchmarkEval's policy work.
 func BenchmarkEvalTrivial(b *testing.B) {
-	fsys := fstest.MapFS{"p.rego": {Data: []byte("package envoy.authz\n\nallow := true\n")}}
-	cfg := config.Default().Policy
-	cfg.Paths = []string{"."}
-	e, err := New(context.Background(), cfg, Options{FS: fsys})
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := benchEngine(b, fstest.MapFS{"p.rego": {Data: []byte("package envoy.authz\n\nallow := true\n")}})
 	req, tok := mustRequest(b, benchRequest), benchToken()
 	ctx := context.Background()
 	b.ReportAllocs()
