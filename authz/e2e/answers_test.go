@@ -8,6 +8,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/tokenwise/tokenwise/authz/config"
 )
 
 // answer is a CheckResponse as the client and the upstream experience it.
@@ -162,4 +164,28 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// remove_authorization strips the token before the request goes upstream.
+func TestRemoveAuthorizationStripsTheTokenUpstream(t *testing.T) {
+	for _, remove := range []bool{false, true} {
+		h := start(t, func(c *config.Config) { c.Forward.RemoveAuthorization = remove })
+		h.waitReady()
+		token := h.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "scope": "orders:read"})
+		a := read(h.check(envoyRequest("GET", "/orders/1", bearer(token))))
+		if !a.allowed || contains(a.removed, "authorization") != remove {
+			t.Errorf("remove_authorization %v: allowed %v, headers_to_remove %v", remove, a.allowed, a.removed)
+		}
+	}
+}
+
+// A decision's dynamic_metadata reaches Envoy.
+func TestDynamicMetadataReachesEnvoy(t *testing.T) {
+	h := startPolicy(t, "package envoy.authz\n\nallow := {\"allowed\": true, \"dynamic_metadata\": {\"tier\": \"gold\", \"n\": 2}}\n")
+	h.waitReady()
+	resp := h.check(envoyRequest("GET", "/x", nil))
+	fields := resp.GetDynamicMetadata().GetFields()
+	if fields["tier"].GetStringValue() != "gold" || fields["n"].GetNumberValue() != 2 {
+		t.Fatalf("dynamic metadata = %v", resp.GetDynamicMetadata())
+	}
 }

@@ -53,11 +53,14 @@ type Authorizer struct {
 	verifier Verifier
 	policy   Policy
 	// revoked is the revocation set (nil: nothing is ever revoked).
-	revoked  *revoke.Set
-	limits   uselimit.Store
-	forward  config.Forward
-	tokenHdr string
-	maxTTL   time.Duration
+	revoked *revoke.Set
+	limits  uselimit.Store
+	// claims are forward.claims_to_headers in a fixed order, so the same
+	// token always gets the same answer, byte for byte.
+	claims       []claimHeader
+	removeBearer bool // forward.remove_authorization
+	tokenHdr     string
+	maxTTL       time.Duration
 	// failOpen lets limited requests through when the store fails (on_store_error: allow).
 	failOpen bool
 	metrics  *observe.Metrics
@@ -212,20 +215,29 @@ func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.D
 // that tokenwise does not set is removed, so a client can never supply it.
 func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
 	var up answer.Upstream
-	// Sorted, so the same token always gets the same answer, byte for byte.
-	for _, claim := range slices.Sorted(maps.Keys(a.forward.ClaimsToHeaders)) {
-		header := a.forward.ClaimsToHeaders[claim]
-		value, ok := claimValue(tok, claim)
-		if ok {
-			up.Set = append(up.Set, policy.Header{Name: header, Value: value})
+	for _, c := range a.claims {
+		if value, ok := claimValue(tok, c.claim); ok {
+			up.Set = append(up.Set, policy.Header{Name: c.header, Value: value})
 		} else {
-			up.Remove = append(up.Remove, header)
+			up.Remove = append(up.Remove, c.header)
 		}
 	}
-	if a.forward.RemoveAuthorization && tok != nil {
+	if a.removeBearer && tok != nil {
 		up.Remove = append(up.Remove, a.tokenHdr)
 	}
 	return up
+}
+
+// claimHeader is one claim forwarded upstream in a header.
+type claimHeader struct{ claim, header string }
+
+// claimHeaders lists cfg's claims_to_headers sorted by claim.
+func claimHeaders(cfg config.Forward) []claimHeader {
+	var out []claimHeader
+	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {
+		out = append(out, claimHeader{claim, cfg.ClaimsToHeaders[claim]})
+	}
+	return out
 }
 
 // claimValue renders a claim as a header value: strings as they are, numbers

@@ -102,19 +102,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.authz = &Authorizer{
-		finder:   source.New(cfg.Token),
-		verifier: s.verifier,
-		policy:   s.policy,
-		revoked:  s.revoked,
-		limits:   s.store,
-		forward:  cfg.Forward,
-		tokenHdr: cfg.Token.Header,
-		maxTTL:   cfg.UseLimits.MaxTTL,
-		failOpen: cfg.UseLimits.OnStoreError == "allow",
-		metrics:  s.metrics,
-		tracing:  s.tracing,
-		log:      observe.NewDecisionLog(s.logger),
-		logger:   s.logger,
+		finder:       source.New(cfg.Token),
+		verifier:     s.verifier,
+		policy:       s.policy,
+		revoked:      s.revoked,
+		limits:       s.store,
+		claims:       claimHeaders(cfg.Forward),
+		removeBearer: cfg.Forward.RemoveAuthorization,
+		tokenHdr:     cfg.Token.Header,
+		maxTTL:       cfg.UseLimits.MaxTTL,
+		failOpen:     cfg.UseLimits.OnStoreError == "allow",
+		metrics:      s.metrics,
+		tracing:      s.tracing,
+		log:          observe.NewDecisionLog(s.logger),
+		logger:       s.logger,
 	}
 	if s.grpc, err = s.newGRPC(); err != nil {
 		s.Close()
