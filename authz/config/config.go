@@ -166,6 +166,59 @@ type Redis struct {
 	DB        int    `yaml:"db"`
 	TLS       bool   `yaml:"tls"`
 	KeyPrefix string `yaml:"key_prefix"`
+	// Mode is standalone (Address), cluster (Addresses are seed nodes) or
+	// sentinel (Addresses are sentinels watching SentinelMaster).
+	Mode           string   `yaml:"mode"`
+	Addresses      []string `yaml:"addresses"`
+	SentinelMaster string   `yaml:"sentinel_master"`
+	// SentinelPassword authenticates to the sentinels when they have a
+	// password of their own (empty: none).
+	SentinelPassword string `yaml:"sentinel_password"`
+	// WaitReplicas makes a use count only once this many replicas have it (WAIT).
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds the wait for WaitReplicas (default 100ms).
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
+}
+
+// Redis modes.
+const (
+	RedisStandalone = "standalone"
+	RedisCluster    = "cluster"
+	RedisSentinel   = "sentinel"
+)
+
+// validate checks the Redis settings' shape; where is its YAML path.
+func (r Redis) validate(where string) error {
+	switch r.Mode {
+	case RedisStandalone:
+		if _, _, err := net.SplitHostPort(r.Address); err != nil {
+			return fmt.Errorf("%s.address %q: %v", where, r.Address, err)
+		}
+	case RedisCluster, RedisSentinel:
+		if len(r.Addresses) == 0 {
+			return fmt.Errorf("%s.addresses: mode %s needs at least one host:port", where, r.Mode)
+		}
+		for i, a := range r.Addresses {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("%s.addresses[%d] %q: %v", where, i, a, err)
+			}
+		}
+	default:
+		return fmt.Errorf("%s.mode %q: want standalone, cluster or sentinel", where, r.Mode)
+	}
+	if r.Mode == RedisSentinel && r.SentinelMaster == "" {
+		return fmt.Errorf("%s.sentinel_master: mode sentinel needs the master set's name", where)
+	}
+	if r.Mode == RedisCluster && r.DB != 0 {
+		return fmt.Errorf("%s.db %d: Redis Cluster has only database 0", where, r.DB)
+	}
+	if r.WaitReplicas < 0 {
+		return fmt.Errorf("%s.wait_replicas %d: must not be negative", where, r.WaitReplicas)
+	}
+	if r.WaitTimeout < time.Millisecond {
+		return fmt.Errorf("%s.wait_timeout %v: want at least 1ms", where, r.WaitTimeout)
+	}
+	return nil
 }
 
 // Forward says what tokenwise adds to or removes from the upstream request.
@@ -277,6 +330,10 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.UseLimits.OnStoreError, "deny")
 	setDefault(&c.UseLimits.Redis.Address, "127.0.0.1:6379")
 	setDefault(&c.UseLimits.Redis.KeyPrefix, "tokenwise:")
+	setDefault(&c.UseLimits.Redis.Mode, RedisStandalone)
+	if c.UseLimits.Redis.WaitTimeout == 0 {
+		c.UseLimits.Redis.WaitTimeout = 100 * time.Millisecond
+	}
 	if c.UseLimits.MaxTTL == 0 {
 		c.UseLimits.MaxTTL = 24 * time.Hour
 	}
@@ -353,6 +410,11 @@ func (c *Config) Validate() error {
 	}
 	if c.UseLimits.MaxTTL < 0 {
 		return errors.New("use_limits.max_ttl must be positive")
+	}
+	if c.UseLimits.Store == "redis" {
+		if err := c.UseLimits.Redis.validate("use_limits.redis"); err != nil {
+			return err
+		}
 	}
 	for claim, header := range c.Forward.ClaimsToHeaders {
 		if claim == "" || header == "" || header != strings.ToLower(header) || strings.HasPrefix(header, ":") {

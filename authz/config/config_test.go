@@ -99,6 +99,15 @@ func TestFaults(t *testing.T) {
 		"not a map":          {"- just\n- a list\n", "cannot unmarshal"},
 		"query":              {"policy: {query: allow}\n", "policy.query"},
 		"unknown nested key": {"use_limits:\n  redis: {adress: x}\n", "field adress not found"},
+		"redis mode":         {"use_limits: {store: redis, redis: {mode: ring}}\n", "use_limits.redis.mode"},
+		"cluster no seeds":   {"use_limits: {store: redis, redis: {mode: cluster}}\n", "use_limits.redis.addresses"},
+		"sentinel no seeds":  {"use_limits: {store: redis, redis: {mode: sentinel, sentinel_master: m}}\n", "use_limits.redis.addresses"},
+		"sentinel no master": {"use_limits: {store: redis, redis: {mode: sentinel, addresses: [\"s:26379\"]}}\n", "use_limits.redis.sentinel_master"},
+		"cluster bad seed":   {"use_limits: {store: redis, redis: {mode: cluster, addresses: [nowhere]}}\n", "use_limits.redis.addresses[0]"},
+		"cluster db":         {"use_limits: {store: redis, redis: {mode: cluster, addresses: [\"a:1\"], db: 2}}\n", "use_limits.redis.db"},
+		"wait_replicas":      {"use_limits: {store: redis, redis: {wait_replicas: -1}}\n", "use_limits.redis.wait_replicas"},
+		"wait_timeout":       {"use_limits: {store: redis, redis: {wait_timeout: 1us}}\n", "use_limits.redis.wait_timeout"},
+		"standalone address": {"use_limits: {store: redis, redis: {address: nowhere}}\n", "use_limits.redis.address"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -188,5 +197,29 @@ func TestAdminClientCANeedsTLS(t *testing.T) {
 	_, err := Parse([]byte("admin: {client_ca_file: ca.pem}\n"))
 	if err == nil || !strings.Contains(err.Error(), "admin.client_ca_file") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRedisModes(t *testing.T) {
+	c, err := Parse([]byte("use_limits: {store: redis}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.UseLimits.Redis; r.Mode != RedisStandalone || r.WaitTimeout != 100*time.Millisecond || r.WaitReplicas != 0 {
+		t.Fatalf("defaults: %+v", r)
+	}
+	c, err = Parse([]byte(`use_limits:
+  store: redis
+  redis: {mode: sentinel, addresses: ["s1:26379", "s2:26379"], sentinel_master: mymaster, wait_replicas: 1, wait_timeout: 50ms}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.UseLimits.Redis; r.Mode != RedisSentinel || len(r.Addresses) != 2 || r.SentinelMaster != "mymaster" ||
+		r.WaitReplicas != 1 || r.WaitTimeout != 50*time.Millisecond {
+		t.Fatalf("sentinel: %+v", r)
+	}
+	if _, err := Parse([]byte("use_limits: {store: redis, redis: {mode: cluster, addresses: [\"a:7000\", \"b:7000\"]}}\n")); err != nil {
+		t.Fatalf("cluster: %v", err)
 	}
 }

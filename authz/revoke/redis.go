@@ -18,10 +18,18 @@ import (
 // name (channels and keys are separate namespaces in Redis); the message is
 // the revocation ID, and receivers reload the whole hash, which is small and
 // makes the order of messages irrelevant.
+//
+// In a Redis Cluster the hash lives on the shard of its slot, and the
+// changes go over sharded pub/sub (SPUBLISH, SSUBSCRIBE; Redis 7): the
+// channel has the hash's name, so it is served by the same shard, and
+// messages do not cross the cluster bus to every node. When that shard's
+// node restarts or fails over, the subscription breaks; watch subscribes
+// again and reloads the whole set.
 type redisStore struct {
 	client  rueidis.Client
 	hash    string
 	channel string
+	sharded bool
 }
 
 // retryReceive is the pause before subscribing again after the
@@ -36,7 +44,7 @@ func newRedis(cfg config.Redis) (*redisStore, error) {
 		return nil, fmt.Errorf("revoke: %w", err)
 	}
 	name := cfg.KeyPrefix + "revocations"
-	return &redisStore{client: client, hash: name, channel: name}, nil
+	return &redisStore{client: client, hash: name, channel: name, sharded: cfg.Mode == config.RedisCluster}, nil
 }
 
 // put stores r and announces it.
@@ -66,7 +74,11 @@ func (r *redisStore) write(ctx context.Context, id string, cmd rueidis.Completed
 }
 
 func (r *redisStore) publish(ctx context.Context, id string) error {
-	if err := r.client.Do(ctx, r.client.B().Publish().Channel(r.channel).Message(id).Build()).Error(); err != nil {
+	cmd := r.client.B().Publish().Channel(r.channel).Message(id).Build()
+	if r.sharded {
+		cmd = r.client.B().Spublish().Channel(r.channel).Message(id).Build()
+	}
+	if err := r.client.Do(ctx, cmd).Error(); err != nil {
 		return fmt.Errorf("revoke: redis publish: %w", err)
 	}
 	return nil
@@ -103,19 +115,26 @@ func (r *redisStore) load(ctx context.Context, now time.Time) ([]Revocation, err
 // after each reconnect, a replica reloads whatever it missed meanwhile.
 func (r *redisStore) watch(ctx context.Context, changed func()) {
 	ctx = rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
-		if s.Kind == "subscribe" {
+		if s.Kind == "subscribe" || s.Kind == "ssubscribe" {
 			changed()
 		}
 	})
 	for ctx.Err() == nil {
-		// A fresh command each time: rueidis recycles a completed one.
-		subscribe := r.client.B().Subscribe().Channel(r.channel).Build()
-		_ = r.client.Receive(ctx, subscribe, func(rueidis.PubSubMessage) { changed() })
+		_ = r.client.Receive(ctx, r.subscribe(), func(rueidis.PubSubMessage) { changed() })
 		select {
 		case <-ctx.Done():
 		case <-time.After(retryReceive):
 		}
 	}
+}
+
+// subscribe is a fresh SUBSCRIBE (SSUBSCRIBE in a cluster) to the channel:
+// rueidis recycles a completed command, so each Receive needs its own.
+func (r *redisStore) subscribe() rueidis.Completed {
+	if r.sharded {
+		return r.client.B().Ssubscribe().Channel(r.channel).Build()
+	}
+	return r.client.B().Subscribe().Channel(r.channel).Build()
 }
 
 func (r *redisStore) close() { r.client.Close() }

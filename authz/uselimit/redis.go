@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
@@ -40,6 +39,9 @@ type Redis struct {
 	client rueidis.Client
 	prefix string
 	use    *rueidis.Lua
+	// wait is wait_replicas: a use counts once this many replicas have it.
+	wait        int64
+	waitTimeout time.Duration
 }
 
 var _ Store = (*Redis)(nil)
@@ -59,7 +61,8 @@ func newRedis(cfg config.Redis, roots *x509.CertPool) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uselimit: %w", err)
 	}
-	return &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript)}, nil
+	return &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript),
+		wait: int64(cfg.WaitReplicas), waitTimeout: cfg.WaitTimeout}, nil
 }
 
 // NewRedisClient connects to the Redis server in cfg as clientName. It does
@@ -86,19 +89,19 @@ func newRedisClient(cfg config.Redis, clientName string, roots *x509.CertPool) (
 		// One auto-pipelined connection, not rueidis's default of four: after
 		// a Redis restart each stale connection fails one call on its next
 		// use, so four would turn one outage into errors scattered over the
-		// next calls. Redis serves one connection at a time anyway.
+		// next calls. Redis serves one connection at a time anyway. In
+		// cluster mode this is one connection per node.
 		PipelineMultiplex: -1,
 	}
 	if cfg.TLS {
-		host, _, err := net.SplitHostPort(cfg.Address)
-		if err != nil {
-			return nil, fmt.Errorf("redis address %q: %w", cfg.Address, err)
-		}
-		opt.TLSConfig = &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12}
+		opt.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	if err := applyMode(&opt, cfg); err != nil {
+		return nil, err
 	}
 	client, err := rueidis.NewClient(opt)
 	if client == nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, fmt.Errorf("redis %s: %w", modeName(cfg.Mode), err)
 	}
 	return client, nil
 }
@@ -116,6 +119,9 @@ func (r *Redis) Use(ctx context.Context, key string, limit int64, ttl time.Durat
 	defer cancel()
 	k := r.prefix + key
 	ms := ceilMillis(clampTTL(ttl))
+	if r.wait > 0 {
+		return r.useAndWait(ctx, k, limit, ms)
+	}
 	if limit == 1 {
 		return r.useOnce(ctx, k, ms)
 	}

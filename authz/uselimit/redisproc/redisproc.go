@@ -37,6 +37,11 @@ type Server struct {
 	extra  []string
 	dir    string
 	roots  *x509.CertPool // set for a TLS server
+	// conf is a config file given before the other arguments (a sentinel's).
+	conf string
+	// cluster makes the server a Redis Cluster node with its bus on busPort.
+	cluster bool
+	busPort int
 
 	mu     sync.Mutex
 	proc   *os.Process   // nil when stopped
@@ -68,6 +73,11 @@ func launch(s *Server) (*Server, error) {
 	for range 3 {
 		if s.port, err = freePort(); err != nil {
 			continue
+		}
+		if s.cluster {
+			if s.busPort, err = freePort(); err != nil {
+				continue
+			}
 		}
 		if err = s.start(); err == nil {
 			return s, nil
@@ -156,7 +166,16 @@ func (s *Server) start() error {
 // server the port speaks TLS and plain connections are off.
 func (s *Server) args() []string {
 	port := strconv.Itoa(s.port)
-	args := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
+	if s.cluster {
+		// The node's identity and slots stay in dir across a Restart.
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(s.busPort),
+			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"))
+	}
 	if s.roots == nil {
 		args = append(args, "--port", port)
 	} else {

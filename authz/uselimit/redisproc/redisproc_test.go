@@ -3,6 +3,7 @@ package redisproc
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,56 @@ func TestStartTLSServesTLSOnly(t *testing.T) {
 func TestStartReportsAMissingBinary(t *testing.T) {
 	if _, err := Start("/nonexistent/redis-server", t.TempDir()); err == nil {
 		t.Fatal("Start succeeded without a binary")
+	}
+}
+
+// needs skips a test when binary is missing, except under CI.
+func needs(t *testing.T, binary string) {
+	t.Helper()
+	if _, err := exec.LookPath(binary); err != nil && os.Getenv("CI") != "true" {
+		t.Skip(binary + " is not installed")
+	}
+}
+
+func TestStartClusterServesEverySlot(t *testing.T) {
+	needs(t, "redis-server")
+	c, err := StartCluster("redis-server", t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	if len(c.Addrs()) != 3 {
+		t.Fatalf("Addrs = %v", c.Addrs())
+	}
+	// Each node owns a third of the slots: "a" (slot 15495) lives on the last.
+	if _, err := Do(c.Nodes[2].Addr(), "SET", "a", "1"); err != nil {
+		t.Fatalf("SET on the owner: %v", err)
+	}
+	if _, err := Do(c.Nodes[0].Addr(), "SET", "a", "1"); err == nil || !strings.HasPrefix(err.Error(), "MOVED") {
+		t.Fatalf("SET on another node: %v, want MOVED", err)
+	}
+	// A restarted node keeps its identity and slots.
+	if err := c.Nodes[1].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitOK(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartSentinelWatchesTheMaster(t *testing.T) {
+	needs(t, "redis-server")
+	needs(t, "redis-sentinel")
+	g, err := StartSentinel("redis-server", "redis-sentinel", t.TempDir(), 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Stop)
+	addr, err := g.MasterAddr()
+	if err != nil || addr != g.Master.Addr() {
+		t.Fatalf("MasterAddr = %q, %v; want %s", addr, err, g.Master.Addr())
+	}
+	if role, err := Do(g.Replicas[0].Addr(), "ROLE"); err != nil || !strings.HasPrefix(role, "slave") {
+		t.Fatalf("replica ROLE = %q, %v", role, err)
 	}
 }

@@ -39,13 +39,7 @@ func StartTLS(t testing.TB, extra ...string) *Server {
 func wrap(t testing.TB) func(*redisproc.Server, error) *Server {
 	return func(s *redisproc.Server, err error) *Server {
 		t.Helper()
-		if err != nil {
-			msg := fmt.Sprint("redistest: ", err)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
+		unavailable(t, err)
 		t.Cleanup(s.Stop)
 		return &Server{Server: s, t: t}
 	}
@@ -58,4 +52,43 @@ func (s *Server) Restart() {
 	if err := s.Server.Restart(); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// SentinelBinary is the redis-sentinel executable StartSentinel runs.
+var SentinelBinary = "redis-sentinel"
+
+// StartCluster runs a Redis Cluster of masters nodes (see
+// redisproc.StartCluster), stopped when the test ends; like Start, it fails
+// the test under CI and skips it elsewhere when the cluster cannot start.
+func StartCluster(t testing.TB, masters int) *redisproc.Cluster {
+	t.Helper()
+	c, err := redisproc.StartCluster(Binary, t.TempDir(), masters)
+	unavailable(t, err)
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// StartSentinel runs a master with replicas watched by sentinels (see
+// redisproc.StartSentinel), stopped when the test ends; like Start, it fails
+// the test under CI and skips it elsewhere when the group cannot start.
+func StartSentinel(t testing.TB, replicas, sentinels int) *redisproc.SentinelGroup {
+	t.Helper()
+	g, err := redisproc.StartSentinel(Binary, SentinelBinary, t.TempDir(), replicas, sentinels)
+	unavailable(t, err)
+	t.Cleanup(g.Stop)
+	return g
+}
+
+// unavailable fails (under CI) or skips the test when err says a Redis
+// process could not start.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprint("redistest: ", err)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
