@@ -61,8 +61,12 @@ func newRedis(cfg config.Redis, roots *x509.CertPool) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uselimit: %w", err)
 	}
-	return &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript),
-		wait: int64(cfg.WaitReplicas), waitTimeout: cfg.WaitTimeout}, nil
+	r := &Redis{client: client, prefix: cfg.KeyPrefix, use: rueidis.NewLuaScript(useScript),
+		wait: int64(cfg.WaitReplicas), waitTimeout: cfg.WaitTimeout}
+	if r.waitTimeout <= 0 {
+		r.waitTimeout = defaultWaitTimeout
+	}
+	return r, nil
 }
 
 // NewRedisClient connects to the Redis server in cfg as clientName. It does

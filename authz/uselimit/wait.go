@@ -18,6 +18,9 @@ import (
 // a failover could lose it, so it is not confirmed: on_store_error decides.
 var ErrNotReplicated = errors.New("uselimit: the use was not acknowledged by enough replicas")
 
+// defaultWaitTimeout is wait_timeout when a configuration leaves it unset.
+const defaultWaitTimeout = 100 * time.Millisecond
+
 // waitMargin is kept between WAIT's own timeout and the call's deadline, so
 // WAIT's answer arrives before the deadline cuts the call off.
 const waitMargin = 2 * time.Millisecond

@@ -116,3 +116,22 @@ func firstLines(s string, n int) string {
 	lines := strings.SplitN(strings.ReplaceAll(s, "\r", ""), "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], " ")
 }
+
+// NodeFor is the node whose slots hold key (the nodes' slots are as
+// StartCluster assigned them).
+func (c *Cluster) NodeFor(key string) (*Server, error) {
+	reply, err := Do(c.Nodes[0].Addr(), "CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		return nil, err
+	}
+	slot, err := strconv.Atoi(reply)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range c.Nodes {
+		if slot < (i+1)*16384/len(c.Nodes) {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("redisproc: slot %d out of range", slot)
+}

@@ -1,0 +1,237 @@
+package uselimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/uselimit/redisproc"
+	"github.com/tokenwise/tokenwise/authz/uselimit/redistest"
+)
+
+// newModeStore opens a store with cfg, closed at cleanup.
+func newModeStore(t testing.TB, cfg config.Redis) *Redis {
+	t.Helper()
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "tokenwise:"
+	}
+	r, err := NewRedis(cfg)
+	if err != nil {
+		t.Fatalf("NewRedis(%s): %v", cfg.Mode, err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// clusterConfig is a store configuration on c.
+func clusterConfig(c *redisproc.Cluster) config.Redis {
+	return config.Redis{Mode: config.RedisCluster, Addresses: c.Addrs()}
+}
+
+// TestClusterLimitsAreExactAcrossTwoReplicas runs two stores (two tokenwise
+// replicas) on a three-master cluster: 200 concurrent uses of one token,
+// alternating between the stores, allow exactly max_uses.
+func TestClusterLimitsAreExactAcrossTwoReplicas(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	a, b := newModeStore(t, clusterConfig(c)), newModeStore(t, clusterConfig(c))
+	ctx := context.Background()
+	for _, limit := range []int64{1, 5, 50} {
+		key := "corp:jti:cluster-" + strconv.FormatInt(limit, 10)
+		var n atomic.Int64
+		got := hammer(t, 200, func() (bool, error) {
+			s := a
+			if n.Add(1)%2 == 0 {
+				s = b
+			}
+			return s.Use(ctx, key, limit, time.Minute)
+		})
+		if got != limit {
+			t.Fatalf("limit %d: allowed %d of 200 uses over two stores", limit, got)
+		}
+		if uses, err := b.Uses(ctx, key); err != nil || uses != limit {
+			t.Fatalf("limit %d: Uses = %d, %v", limit, uses, err)
+		}
+	}
+}
+
+// TestClusterSpreadsKeysOverShards uses many tokens and counts the keys each
+// master holds: every shard gets a fair part.
+func TestClusterSpreadsKeysOverShards(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	s := newModeStore(t, clusterConfig(c))
+	ctx := context.Background()
+	const tokens = 300
+	for i := range tokens {
+		limit := int64(1 + i%3) // both SET NX and the script
+		if ok, err := s.Use(ctx, "corp:jti:spread-"+strconv.Itoa(i), limit, time.Minute); !ok || err != nil {
+			t.Fatalf("use %d: %v, %v", i, ok, err)
+		}
+	}
+	total := 0
+	for _, n := range c.Nodes {
+		reply, err := redisproc.Do(n.Addr(), "DBSIZE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, _ := strconv.Atoi(reply)
+		t.Logf("node %s holds %d keys", n.Addr(), keys)
+		if keys < tokens/10 {
+			t.Errorf("node %s holds %d of %d keys", n.Addr(), keys, tokens)
+		}
+		total += keys
+	}
+	if total != tokens {
+		t.Fatalf("the nodes hold %d keys, want %d", total, tokens)
+	}
+}
+
+// TestClusterWaitReplicasWithoutReplicasIsAStoreError: masters without
+// replicas cannot acknowledge a use, so wait_replicas turns it into an error,
+// for one-use and N-use limits alike; a refused use is still refused.
+func TestClusterWaitReplicasWithoutReplicasIsAStoreError(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	cfg := clusterConfig(c)
+	cfg.WaitReplicas, cfg.WaitTimeout = 1, 20*time.Millisecond
+	s := newModeStore(t, cfg)
+	plain := newModeStore(t, clusterConfig(c))
+	ctx := context.Background()
+	for _, limit := range []int64{1, 3} {
+		key := fmt.Sprintf("corp:jti:unacked-%d", limit)
+		if ok, err := s.Use(ctx, key, limit, time.Minute); ok || !errors.Is(err, ErrNotReplicated) {
+			t.Fatalf("limit %d: Use = %v, %v; want ErrNotReplicated", limit, ok, err)
+		}
+		for range limit - 1 {
+			plain.Use(ctx, key, limit, time.Minute)
+		}
+		if ok, err := s.Use(ctx, key, limit, time.Minute); ok || err != nil {
+			t.Fatalf("limit %d, spent: Use = %v, %v; want refused without error", limit, ok, err)
+		}
+	}
+}
+
+// TestSentinel runs one master, one replica and three sentinels. It checks
+// wait_replicas against a hung replica, then SIGKILLs the master during
+// traffic: the stores follow the failover without being restarted, and a
+// token used with wait_replicas: 1 just before the kill stays used.
+func TestSentinel(t *testing.T) {
+	g := redistest.StartSentinel(t, 1, 3)
+	base := config.Redis{Mode: config.RedisSentinel, Addresses: g.Addrs(), SentinelMaster: redisproc.SentinelMaster}
+	waitCfg := base
+	waitCfg.WaitReplicas, waitCfg.WaitTimeout = 1, 200*time.Millisecond
+	waiting, plain := newModeStore(t, waitCfg), newModeStore(t, base)
+	ctx := context.Background()
+
+	t.Run("wait_replicas needs the replica's acknowledgement", func(t *testing.T) {
+		if ok, err := waiting.Use(ctx, "corp:jti:acked", 1, time.Minute); !ok || err != nil {
+			t.Fatalf("acknowledged use: %v, %v", ok, err)
+		}
+		g.Replicas[0].Pause()
+		defer g.Replicas[0].Resume()
+		if ok, err := waiting.Use(ctx, "corp:jti:hung-replica", 2, time.Minute); ok || !errors.Is(err, ErrNotReplicated) {
+			t.Fatalf("use with a hung replica: %v, %v; want ErrNotReplicated", ok, err)
+		}
+		// Never past the caller's deadline, however long wait_timeout is.
+		long := base
+		long.WaitReplicas, long.WaitTimeout = 1, time.Minute
+		s := newModeStore(t, long)
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if ok, err := s.Use(short, "corp:jti:deadline", 1, time.Minute); ok || err == nil {
+			t.Fatalf("use past the deadline: %v, %v", ok, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("Use took %v with a 50ms deadline and a 1m wait_timeout", took)
+		}
+	})
+
+	t.Run("failover", func(t *testing.T) {
+		if ok, err := waiting.Use(ctx, "corp:jti:before-kill", 1, time.Minute); !ok || err != nil {
+			t.Fatalf("use before the kill: %v, %v", ok, err)
+		}
+		old := g.Master.Addr()
+		traffic := startTraffic(plain)
+		killed := time.Now()
+		g.Master.Stop() // SIGKILL
+		// The sentinels promote the replica after down-after-milliseconds
+		// (1s) and an election; the store follows without a restart.
+		poll(t, 30*time.Second, "uses to answer after the failover", func() error {
+			return traffic.answeredSince(killed)
+		})
+		t.Logf("uses answered again %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+		traffic.stop()
+		if addr, err := g.MasterAddr(); err != nil || addr == old {
+			t.Fatalf("master after failover: %q, %v; was %s", addr, err, old)
+		}
+		if ok, err := waiting.Use(ctx, "corp:jti:before-kill", 1, time.Minute); ok || err != nil {
+			t.Fatalf("the token used before the kill: Use = %v, %v; want refused", ok, err)
+		}
+		// The new master has no replica left: uses under wait_replicas are store errors.
+		if ok, err := waiting.Use(ctx, "corp:jti:after-kill", 1, time.Minute); ok || !errors.Is(err, ErrNotReplicated) {
+			t.Fatalf("use without a replica: %v, %v; want ErrNotReplicated", ok, err)
+		}
+		if ok, err := plain.Use(ctx, "corp:jti:after-kill-plain", 1, time.Minute); !ok || err != nil {
+			t.Fatalf("use after the failover: %v, %v", ok, err)
+		}
+	})
+}
+
+// poll retries f until it is nil, failing after bound.
+func poll(t *testing.T, bound time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %v: %v", what, bound, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// traffic uses fresh keys in a loop and remembers when a use last succeeded.
+type traffic struct {
+	last   atomic.Int64 // UnixNano of the last successful use
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startTraffic(s *Redis) *traffic {
+	ctx, cancel := context.WithCancel(context.Background())
+	tr := &traffic{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(tr.done)
+		for i := 0; ctx.Err() == nil; i++ {
+			call, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+			ok, err := s.Use(call, "corp:jti:traffic-"+strconv.Itoa(i), 1, time.Minute)
+			stop()
+			if ok && err == nil {
+				tr.last.Store(time.Now().UnixNano())
+			} else {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	return tr
+}
+
+// answeredSince is nil once a use succeeded after t.
+func (tr *traffic) answeredSince(t time.Time) error {
+	if tr.last.Load() > t.UnixNano() {
+		return nil
+	}
+	return errors.New("no use succeeded yet")
+}
+
+func (tr *traffic) stop() {
+	tr.cancel()
+	<-tr.done
+}
