@@ -21,6 +21,7 @@ func New(cfg config.UseLimits, m *observe.Metrics) (Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		m.StoreNodes("redis", r.probeNodes)
 		s = r
 	default:
 		return nil, fmt.Errorf("uselimit: unknown store %q: want memory or redis", cfg.Store)

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/uselimit/redisproc"
+	"github.com/tokenwise/tokenwise/authz/uselimit/redistest"
+	tokenwisev1 "github.com/tokenwise/tokenwise/proto/tokenwise/v1"
+)
+
+func redisCluster(c *redisproc.Cluster) func(*config.Config) {
+	return func(cfg *config.Config) {
+		cfg.UseLimits.Store = "redis"
+		cfg.UseLimits.Redis.Mode = config.RedisCluster
+		cfg.UseLimits.Redis.Addresses = c.Addrs()
+	}
+}
+
+func redisSentinel(g *redisproc.SentinelGroup, waitReplicas int) func(*config.Config) {
+	return func(cfg *config.Config) {
+		cfg.UseLimits.Store = "redis"
+		cfg.UseLimits.Redis.Mode = config.RedisSentinel
+		cfg.UseLimits.Redis.Addresses = g.Addrs()
+		cfg.UseLimits.Redis.SentinelMaster = redisproc.SentinelMaster
+		cfg.UseLimits.Redis.WaitReplicas = waitReplicas
+	}
+}
+
+// Two replicas on a three-master Redis Cluster: use limits are exact, a
+// revocation reaches the other replica, and /metrics reports every node.
+func TestRedisClusterThroughTheGRPCServer(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	f := startFleet(t, 2, func(cfg *config.Config) { redisCluster(c)(cfg); withAdminToken(cfg) })
+	mint := func(jti string) string {
+		return f[0].issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "jti": jti})
+	}
+	if allowed, statuses := f.checkConcurrently(t, 200, "/pay", mint("pay-1")); allowed != 1 || statuses[401] != 199 {
+		t.Errorf("one-time over two replicas: allowed %d, denials %v", allowed, statuses)
+	}
+	if allowed, statuses := f.checkConcurrently(t, 200, "/download", mint("dl-1")); allowed != 4 || statuses[401] != 196 {
+		t.Errorf("max_uses 4 over two replicas: allowed %d, denials %v", allowed, statuses)
+	}
+	for i := range 30 {
+		if a := read(f[i%2].check(envoyRequest("POST", "/pay", bearer(mint(fmt.Sprintf("spread-%d", i)))))); !a.allowed {
+			t.Fatalf("fresh one-time token %d refused: %+v", i, a)
+		}
+	}
+	for _, n := range c.Nodes {
+		if keys, err := redisproc.Do(n.Addr(), "DBSIZE"); err != nil || keys == "0" {
+			t.Errorf("node %s holds %s keys (%v): the counts are not spread over the shards", n.Addr(), keys, err)
+		}
+	}
+
+	revoked := f[0].ordersToken(map[string]any{"sub": "bob", "jti": "leaked-1"})
+	if _, err := f[0].adminClient().RevokeToken(asAdmin(adminToken), &tokenwisev1.RevokeTokenRequest{Issuer: "corp", Jti: "leaked-1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused(t, f, revoked)
+
+	_, metrics := f[1].get("/metrics")
+	for _, addr := range c.Addrs() {
+		if want := fmt.Sprintf(`tokenwise_use_limit_store_node_up{address=%q,store="redis"} 1`, addr); !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// On Sentinel, the master SIGKILLed: while the failover lasts, limited
+// requests get 503 and nothing else is affected; afterwards uses answer
+// again without a restart, and the token used (with wait_replicas: 1) just
+// before the kill is still refused.
+func TestRedisSentinelFailoverThroughTheGRPCServer(t *testing.T) {
+	g := redistest.StartSentinel(t, 1, 3)
+	waiting := startFleet(t, 1, redisSentinel(g, 1))[0]
+	plain := start(t, redisSentinel(g, 0), func(cfg *config.Config) {
+		cfg.Issuers[0] = waiting.issuer.Config("corp")
+		cfg.Issuers[0].Audiences = []string{"orders-api"}
+	})
+	plain.waitReady()
+	mint := func(jti string) string {
+		return waiting.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "scope": "orders:read", "jti": jti})
+	}
+	used := mint("used-before-kill")
+	if a := read(waiting.check(envoyRequest("POST", "/pay", bearer(used)))); !a.allowed {
+		t.Fatalf("first use refused: %+v", a)
+	}
+
+	killed := time.Now()
+	g.Master.Stop()
+	saw503 := false
+	eventually(t, 30*time.Second, func() bool {
+		if !allowed(plain, mint(fmt.Sprintf("plain-%d", time.Now().UnixNano()))) {
+			t.Fatal("a token without a limit was refused during the failover")
+		}
+		a := read(plain.check(envoyRequest("POST", "/pay", bearer(mint(fmt.Sprintf("pay-%d", time.Now().UnixNano()))))))
+		switch {
+		case a.allowed:
+			return true
+		case a.status == 503:
+			saw503 = true
+		default:
+			t.Fatalf("a fresh one-time token during the failover: %+v, want 503 or allowed", a)
+		}
+		return false
+	})
+	t.Logf("one-time tokens allowed again %v after the kill (503 seen meanwhile: %v)", time.Since(killed).Round(100*time.Millisecond), saw503)
+	if a := read(waiting.check(envoyRequest("POST", "/pay", bearer(used)))); a.allowed || a.status != 401 {
+		t.Fatalf("the token used before the kill, after the failover: %+v, want 401", a)
+	}
+	// The new master has no replica: wait_replicas: 1 cannot be met, a store error.
+	if a := read(waiting.check(envoyRequest("POST", "/pay", bearer(mint("after-kill"))))); a.allowed || a.status != 503 {
+		t.Fatalf("a use no replica can acknowledge: %+v, want 503", a)
+	}
+}
