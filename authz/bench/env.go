@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +54,7 @@ type env struct {
 	dir     string
 	floor   *target
 	memory  *target
-	redis   *target
+	redis   map[string]*target // by scenario redisKind
 	pool    []string
 	stops   []func()
 	skipped map[string]string
@@ -62,10 +63,11 @@ type env struct {
 // newEnv starts the issuer, the floor, the tokenwise server(s) and Redis
 // when sel needs it, and mints the token pool.
 func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err error) {
-	e = &env{opts: opts, skipped: map[string]string{}}
+	e = &env{opts: opts, skipped: map[string]string{}, redis: map[string]*target{}}
+	started := e // e is nil once an error is returned
 	defer func() {
 		if err != nil {
-			e.close()
+			started.close()
 		}
 	}()
 	if e.dir, err = os.MkdirTemp("", "tokenwise-bench-"); err != nil {
@@ -82,26 +84,20 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.floor, err = e.startFloor(); err != nil {
 		return nil, err
 	}
-	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", ""); err != nil {
+	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", "memory", nil); err != nil {
 		return nil, err
 	}
-	if needsRedis(sel) {
-		if err = e.startRedisTarget(ctx, issURL); err != nil {
+	for _, s := range sel {
+		if !s.redis || e.redis[s.redisKind] != nil {
+			continue
+		}
+		if err = e.startRedisTarget(ctx, issURL, s); err != nil {
 			return nil, err
 		}
 	}
 	fmt.Fprintf(opts.Progress, "bench: minting %d RS256 tokens for the pool\n", poolSize)
 	e.pool, err = mintParallel(ctx, e.issuer, "RS256", poolSize)
 	return e, err
-}
-
-func needsRedis(sel []*scenario) bool {
-	for _, s := range sel {
-		if s.redis {
-			return true
-		}
-	}
-	return false
 }
 
 // runnable drops the scenarios whose target could not start.
@@ -130,7 +126,7 @@ func (e *env) targetFor(s *scenario) *target {
 	case s == floor:
 		return e.floor
 	case s.redis:
-		return e.redis
+		return e.redis[s.redisKind]
 	}
 	return e.memory
 }
@@ -188,8 +184,9 @@ func (e *env) startFloor() (*target, error) {
 }
 
 // startTokenwise runs a tokenwise server with the bench policy and the given
-// use-limit store, and waits until its JWKS is loaded.
-func (e *env) startTokenwise(ctx context.Context, issURL, store, redisAddr string) (*target, error) {
+// use-limit store (with redis, when not nil, as its Redis settings), and
+// waits until its JWKS is loaded. name labels it in profiles.
+func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, redis *config.Redis) (*target, error) {
 	cfg := config.Default()
 	cfg.GRPC.Address, cfg.HTTP.Address = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Issuers = []config.Issuer{{
@@ -199,8 +196,8 @@ func (e *env) startTokenwise(ctx context.Context, issURL, store, redisAddr strin
 	cfg.Policy.Paths = []string{e.dir}
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
 	cfg.UseLimits.Store = store
-	if redisAddr != "" {
-		cfg.UseLimits.Redis.Address = redisAddr
+	if redis != nil {
+		cfg.UseLimits.Redis = *redis
 	}
 	cfg.Log.Level = "info"
 	if err := cfg.Validate(); err != nil {
@@ -219,12 +216,12 @@ func (e *env) startTokenwise(ctx context.Context, issURL, store, redisAddr strin
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go serveLabelled(sctx, "tokenwise-"+store, func(ctx context.Context) { _ = srv.Serve(ctx); close(done) })
+	go serveLabelled(sctx, "tokenwise-"+name, func(ctx context.Context) { _ = srv.Serve(ctx); close(done) })
 	e.stops = append(e.stops, func() { cancel(); <-done })
 	if err := waitReady(ctx, srv); err != nil {
 		return nil, err
 	}
-	return e.dial("tokenwise-"+store, srv.GRPCAddr())
+	return e.dial("tokenwise-"+name, srv.GRPCAddr())
 }
 
 // serveLabelled runs serve with the pprof label server=name, which every
@@ -250,27 +247,75 @@ func waitReady(ctx context.Context, srv *server.Server) error {
 	return nil
 }
 
-// startRedisTarget runs the Redis-backed tokenwise server, on --redis or on
-// a redis-server started here; without either, one-time-redis is skipped.
-func (e *env) startRedisTarget(ctx context.Context, issURL string) error {
-	addr := e.opts.RedisAddr
-	if addr == "" {
-		r, err := redisproc.Start(e.opts.RedisBinary, e.dir)
-		if err != nil {
-			e.skipped["one-time-redis"] = fmt.Sprintf("no Redis: pass --redis ADDR or install redis-server (%v)", err)
-			fmt.Fprintln(e.opts.Progress, "bench: skipping one-time-redis:", e.skipped["one-time-redis"])
-			return nil
-		}
-		e.stops = append(e.stops, r.Stop)
-		addr = r.Addr()
-		fmt.Fprintln(e.opts.Progress, "bench: started redis-server on", addr)
-	}
-	t, err := e.startTokenwise(ctx, issURL, "redis", addr)
+// startRedisTarget runs the Redis-backed tokenwise server scenario s needs,
+// on the Redis it describes: for one-time-redis, --redis or a redis-server
+// started here; for the others, the cluster or the replicated pair started
+// here. When that Redis cannot start, the scenario is skipped.
+func (e *env) startRedisTarget(ctx context.Context, issURL string, s *scenario) error {
+	redis, what, err := e.startRedis(s.redisKind)
 	if err != nil {
-		return fmt.Errorf("tokenwise with Redis at %s: %w", addr, err)
+		e.skipped[s.name] = fmt.Sprintf("no Redis: pass --redis ADDR or install redis-server (%v)", err)
+		fmt.Fprintf(e.opts.Progress, "bench: skipping %s: %s\n", s.name, e.skipped[s.name])
+		return nil
 	}
-	e.redis = t
+	fmt.Fprintln(e.opts.Progress, "bench:", what)
+	name := "redis"
+	if s.redisKind != "" {
+		name += "-" + s.redisKind
+	}
+	t, err := e.startTokenwise(ctx, issURL, name, "redis", redis)
+	if err != nil {
+		return fmt.Errorf("tokenwise on %s: %w", what, err)
+	}
+	e.redis[s.redisKind] = t
 	return nil
+}
+
+// startRedis starts the Redis of a redisKind and returns the settings that
+// reach it and what it is, for the progress output.
+func (e *env) startRedis(kind string) (*config.Redis, string, error) {
+	dir, err := os.MkdirTemp(e.dir, "redis-")
+	if err != nil {
+		return nil, "", err
+	}
+	switch kind {
+	case redisCluster:
+		c, err := redisproc.StartCluster(e.opts.RedisBinary, dir, 3)
+		if err != nil {
+			return nil, "", err
+		}
+		e.stops = append(e.stops, c.Stop)
+		r := defaultRedis()
+		r.Mode, r.Addresses = config.RedisCluster, c.Addrs()
+		return r, "started a three-master Redis Cluster on " + strings.Join(c.Addrs(), " "), nil
+	case redisWait:
+		g, err := redisproc.StartReplicated(e.opts.RedisBinary, dir, 1)
+		if err != nil {
+			return nil, "", err
+		}
+		e.stops = append(e.stops, g.Stop)
+		r := defaultRedis()
+		r.Address, r.WaitReplicas = g.Master.Addr(), 1
+		return r, fmt.Sprintf("started redis-server on %s with a replica on %s (wait_replicas: 1)", g.Master.Addr(), g.Replicas[0].Addr()), nil
+	}
+	r := defaultRedis()
+	if e.opts.RedisAddr != "" {
+		r.Address = e.opts.RedisAddr
+		return r, "using Redis at " + e.opts.RedisAddr, nil
+	}
+	srv, err := redisproc.Start(e.opts.RedisBinary, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	e.stops = append(e.stops, srv.Stop)
+	r.Address = srv.Addr()
+	return r, "started redis-server on " + srv.Addr(), nil
+}
+
+// defaultRedis is the default Redis configuration, standalone.
+func defaultRedis() *config.Redis {
+	r := config.Default().UseLimits.Redis
+	return &r
 }
 
 // dial opens the connections to addr, eagerly, so the first Check does not

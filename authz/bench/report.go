@@ -163,9 +163,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "CPU and allocations are the whole process: load generator, gRPC and server together (the floor row is the generator + gRPC share)")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario        \tChecks/s\tx floor\tp50\tp90\tp99\tp99.9\tCPU s/1k\tallocs/Check\terrors\t")
-	for _, res := range append([]Result{rep.Floor}, rep.Scenarios...) {
-		fmt.Fprintf(tw, "%-16s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.0f\t%d\t\n", res.Scenario, res.ChecksPerSec, ratioText(res),
+	rows := append([]Result{rep.Floor}, rep.Scenarios...)
+	width := 16 // names are left-aligned in a right-aligned table: pad to the longest
+	for _, res := range rows {
+		width = max(width, len(res.Scenario))
+	}
+	fmt.Fprintf(tw, "%-*s\tChecks/s\tx floor\tp50\tp90\tp99\tp99.9\tCPU s/1k\tallocs/Check\terrors\t\n", width, "scenario")
+	for _, res := range rows {
+		fmt.Fprintf(tw, "%-*s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.0f\t%d\t\n", width, res.Scenario, res.ChecksPerSec, ratioText(res),
 			us(res.P50us), us(res.P90us), us(res.P99us), us(res.P999us), res.CPUSecPer1000, res.AllocsPerCheck, res.Errors)
 	}
 	if err := tw.Flush(); err != nil {

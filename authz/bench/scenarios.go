@@ -33,6 +33,10 @@ type scenario struct {
 	wantStatus int
 	// redis runs the scenario against the server whose use limits are in Redis.
 	redis bool
+	// redisKind picks that Redis: "" one server (--redis or started here),
+	// redisCluster a three-master cluster, redisWait a master with a replica
+	// and wait_replicas: 1.
+	redisKind string
 	// halfRate runs open-loop at half of reuse's throughput measured so far.
 	halfRate bool
 }
@@ -55,7 +59,17 @@ var scenarios = []*scenario{
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200},
 	{name: "one-time-redis", desc: "ES256, a fresh one-time token per Check; Redis use store",
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
+	{name: "one-time-redis-cluster", desc: "one-time-redis on a three-master Redis Cluster started here",
+		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true, redisKind: redisCluster},
+	{name: "one-time-redis-wait", desc: "one-time-redis with wait_replicas: 1 (a master and a replica started here)",
+		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true, redisKind: redisWait},
 }
+
+// Redis kinds of the Redis scenarios.
+const (
+	redisCluster = "cluster"
+	redisWait    = "wait"
+)
 
 func scenarioByName(name string) *scenario {
 	for _, s := range scenarios {

@@ -27,7 +27,8 @@ Flags:
   --duration D       measured length of each run (default 3s)
   --rounds N         floor/scenario pairs per scenario (default 3)
   --rate R           open loop at R Checks/s for every run instead of closed loop
-  --redis ADDR       Redis for one-time-redis (default: start redis-server)
+  --redis ADDR       Redis for one-time-redis (default: start redis-server; the
+                     cluster and wait scenarios always start their own)
   --json             print the report as JSON
   --cpuprofile FILE  write a CPU profile of the whole run
 

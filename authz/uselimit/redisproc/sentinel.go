@@ -36,16 +36,8 @@ func StartSentinel(serverBinary, sentinelBinary, dir string, replicas, sentinels
 			g.Stop()
 		}
 	}()
-	if g.Master, err = launch(&Server{binary: serverBinary, dir: subdir(dir, "master")}); err != nil {
+	if err := g.startServers(serverBinary, dir, replicas); err != nil {
 		return nil, err
-	}
-	for i := range replicas {
-		r, err := launch(&Server{binary: serverBinary, dir: subdir(dir, "replica-"+strconv.Itoa(i)),
-			extra: []string{"--replicaof", "127.0.0.1", strconv.Itoa(g.Master.port)}})
-		if err != nil {
-			return nil, err
-		}
-		g.Replicas = append(g.Replicas, r)
 	}
 	conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
 		"sentinel down-after-milliseconds %[1]s 1000\n"+
@@ -67,6 +59,42 @@ func StartSentinel(serverBinary, sentinelBinary, dir string, replicas, sentinels
 		return nil, err
 	}
 	return g, nil
+}
+
+// StartReplicated runs a master and replicas (binary is redis-server)
+// without sentinels, their files under dir, and waits until every replica is
+// online at the master.
+func StartReplicated(binary, dir string, replicas int) (g *SentinelGroup, err error) {
+	g = &SentinelGroup{}
+	defer func() {
+		if err != nil {
+			g.Stop()
+		}
+	}()
+	if err := g.startServers(binary, dir, replicas); err != nil {
+		return nil, err
+	}
+	if err := g.waitSynced(replicas, 0); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// startServers runs the master and the replicas.
+func (g *SentinelGroup) startServers(binary, dir string, replicas int) error {
+	var err error
+	if g.Master, err = launch(&Server{binary: binary, dir: subdir(dir, "master")}); err != nil {
+		return err
+	}
+	for i := range replicas {
+		r, err := launch(&Server{binary: binary, dir: subdir(dir, "replica-"+strconv.Itoa(i)),
+			extra: []string{"--replicaof", "127.0.0.1", strconv.Itoa(g.Master.port)}})
+		if err != nil {
+			return err
+		}
+		g.Replicas = append(g.Replicas, r)
+	}
+	return nil
 }
 
 // waitSynced waits until the replicas are online at the master and every
