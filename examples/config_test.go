@@ -107,8 +107,8 @@ func TestConfigMapsValidate(t *testing.T) {
 		cfg.Policy.Paths = []string{filepath.Join(dir, "policies")}
 		validate(t, cfg, dir)
 	}
-	if n != 2 {
-		t.Fatalf("found %d tokenwise ConfigMaps, want 2", n)
+	if n != 3 {
+		t.Fatalf("found %d tokenwise ConfigMaps, want 3", n)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ func manifestFiles() []string {
 	return []string{
 		"kubernetes/tokenwise.yaml",
 		"kubernetes/redis/tokenwise-redis.yaml",
+		"kubernetes/redis-sentinel/tokenwise-redis-sentinel.yaml",
 		"istio/mesh-config.yaml",
 		"istio/authorization-policy.yaml",
 		"istio/request-authentication.yaml",
@@ -48,11 +50,12 @@ type object struct {
 // decoders maps apiVersion/kind to a strict decoder into the project's own Go
 // type. A kind missing here is an error, so nothing is accepted unchecked.
 var decoders = map[string]func([]byte) (any, error){
-	"v1/Namespace":                  strict[corev1.Namespace],
-	"v1/ConfigMap":                  strict[corev1.ConfigMap],
-	"v1/Service":                    strict[corev1.Service],
-	"apps/v1/Deployment":            strict[appsv1.Deployment],
-	"policy/v1/PodDisruptionBudget": strict[policyv1.PodDisruptionBudget],
+	"v1/Namespace":                                     strict[corev1.Namespace],
+	"v1/ConfigMap":                                     strict[corev1.ConfigMap],
+	"v1/Service":                                       strict[corev1.Service],
+	"apps/v1/Deployment":                               strict[appsv1.Deployment],
+	"apps/v1/StatefulSet":                              strict[appsv1.StatefulSet],
+	"policy/v1/PodDisruptionBudget":                    strict[policyv1.PodDisruptionBudget],
 	"gateway.networking.k8s.io/v1/GatewayClass":        strict[gwv1.GatewayClass],
 	"gateway.networking.k8s.io/v1/Gateway":             strict[gwv1.Gateway],
 	"gateway.networking.k8s.io/v1/HTTPRoute":           strict[gwv1.HTTPRoute],
@@ -206,8 +209,8 @@ func all[T any](objs []object) []*T {
 	return out
 }
 
-// checkWorkloads checks each Deployment in a file against the Services,
-// ConfigMaps and PodDisruptionBudgets beside it.
+// checkWorkloads checks each Deployment and StatefulSet in a file against
+// the Services, ConfigMaps and PodDisruptionBudgets beside it.
 func checkWorkloads(file string, objs []object) []error {
 	var errs []error
 	configMaps := map[string]*corev1.ConfigMap{}
@@ -215,6 +218,12 @@ func checkWorkloads(file string, objs []object) []error {
 		configMaps[cm.Namespace+"/"+cm.Name] = cm
 	}
 	deployments := all[appsv1.Deployment](objs)
+	for _, st := range all[appsv1.StatefulSet](objs) {
+		errs = append(errs, checkStatefulSet(file, st, all[corev1.Service](objs))...)
+		// A StatefulSet is checked as the Deployment of the same pods would be.
+		deployments = append(deployments, &appsv1.Deployment{ObjectMeta: st.ObjectMeta, Spec: appsv1.DeploymentSpec{
+			Replicas: st.Spec.Replicas, Selector: st.Spec.Selector, Template: st.Spec.Template}})
+	}
 	for _, d := range deployments {
 		errs = append(errs, checkDeployment(file, d, configMaps)...)
 	}
@@ -267,6 +276,33 @@ func checkDeployment(file string, d *appsv1.Deployment, configMaps map[string]*c
 		for _, item := range v.ConfigMap.Items {
 			if _, ok := cm.Data[item.Key]; !ok {
 				fail("volume %s: ConfigMap %s has no key %s", v.Name, cm.Name, item.Key)
+			}
+		}
+	}
+	return errs
+}
+
+// checkStatefulSet wants the StatefulSet's serviceName to be a headless
+// Service in the file (the pods' stable names come from it) and every
+// volume a container mounts to be a pod volume or a claim template.
+func checkStatefulSet(file string, st *appsv1.StatefulSet, services []*corev1.Service) []error {
+	var errs []error
+	if !slices.ContainsFunc(services, func(s *corev1.Service) bool {
+		return s.Namespace == st.Namespace && s.Name == st.Spec.ServiceName && s.Spec.ClusterIP == corev1.ClusterIPNone
+	}) {
+		errs = append(errs, fmt.Errorf("%s: statefulset %s: serviceName %q is not a headless Service in the file", file, st.Name, st.Spec.ServiceName))
+	}
+	volumes := map[string]bool{}
+	for _, v := range st.Spec.Template.Spec.Volumes {
+		volumes[v.Name] = true
+	}
+	for _, c := range st.Spec.VolumeClaimTemplates {
+		volumes[c.Name] = true
+	}
+	for _, c := range st.Spec.Template.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				errs = append(errs, fmt.Errorf("%s: statefulset %s: container %s mounts volume %s, which is not defined", file, st.Name, c.Name, m.Name))
 			}
 		}
 	}
@@ -464,6 +500,11 @@ func TestBrokenManifestsFail(t *testing.T) {
 		{"k8s missing ConfigMap key", "kubernetes/tokenwise.yaml", "{key: data.json, path: policies/data.json}", "{key: routes.json, path: policies/data.json}", "no key routes.json"},
 		{"k8s service port mismatch", "kubernetes/tokenwise.yaml", "targetPort: grpc", "targetPort: grpcs", "targetPort grpcs"},
 		{"k8s PDB blocks drains", "kubernetes/redis/tokenwise-redis.yaml", "minAvailable: 2", "minAvailable: 3", "blocks every drain"},
+		{"statefulset without its headless service", "kubernetes/redis-sentinel/tokenwise-redis-sentinel.yaml", "serviceName: redis-headless", "serviceName: redis", "not a headless Service"},
+		{"statefulset mounts an undefined volume", "kubernetes/redis-sentinel/tokenwise-redis-sentinel.yaml", "{name: sentinel, mountPath: /sentinel}", "{name: state, mountPath: /sentinel}", "mounts volume state"},
+		{"statefulset writable root", "kubernetes/redis-sentinel/tokenwise-redis-sentinel.yaml",
+			"readOnlyRootFilesystem: true\n            capabilities: {drop: [ALL]}\n          volumeMounts:\n            - {name: sentinel,",
+			"readOnlyRootFilesystem: false\n            capabilities: {drop: [ALL]}\n          volumeMounts:\n            - {name: sentinel,", "container sentinel: want readOnlyRootFilesystem"},
 		{"unknown kind", "kubernetes/tokenwise.yaml", "kind: Namespace", "kind: Namespaces", "no check for v1 Namespaces"},
 		{"istio spec typo", "istio/authorization-policy.yaml", "notPaths:", "notPath:", "notPath"},
 		{"istio bad enum", "istio/authorization-policy.yaml", "action: CUSTOM", "action: EXTERNAL", "EXTERNAL"},
@@ -493,5 +534,31 @@ func TestBrokenManifestsFail(t *testing.T) {
 				t.Fatalf("error %q does not mention %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestConfigMapScriptsParse runs `sh -n` on every shell script a ConfigMap
+// carries, as the containers would run them.
+func TestConfigMapScriptsParse(t *testing.T) {
+	objs, err := decodeAll(readManifests(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cm := range all[corev1.ConfigMap](objs) {
+		for key, script := range cm.Data {
+			if !strings.HasSuffix(key, ".sh") {
+				continue
+			}
+			n++
+			cmd := exec.Command("sh", "-n")
+			cmd.Stdin = strings.NewReader(script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("ConfigMap %s key %s: sh -n: %v\n%s", cm.Name, key, err, out)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no scripts found")
 	}
 }
