@@ -15,10 +15,17 @@ func clusterConfig(c *redisproc.Cluster) config.UseLimits {
 		Mode: config.RedisCluster, Addresses: c.Addrs(), KeyPrefix: "tw-test:"}}
 }
 
-// In a cluster the set's changes go over sharded pub/sub, on the shard of
-// the set's hash, and reach every replica.
-func TestClusterRevocationsReachEveryReplica(t *testing.T) {
+// TestCluster runs the cluster tests on one three-master cluster (it takes
+// seconds to start); the node restart comes last.
+func TestCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
+	t.Run("revocations reach every replica", func(t *testing.T) { testClusterReach(t, c) })
+	t.Run("revocations recover after a node restart", func(t *testing.T) { testClusterRestart(t, c) })
+}
+
+// testClusterReach: in a cluster the set's changes go over sharded pub/sub,
+// on the shard of the set's hash, and reach every replica.
+func testClusterReach(t *testing.T, c *redisproc.Cluster) {
 	a, b := newSet(t, clusterConfig(c)), newSet(t, clusterConfig(c))
 	owner, err := c.NodeFor("tw-test:revocations")
 	if err != nil {
@@ -44,10 +51,10 @@ func TestClusterRevocationsReachEveryReplica(t *testing.T) {
 	t.Logf("the revocation reached the other replica in %v", time.Since(start))
 }
 
-// When the node serving the set restarts (empty, as after losing its data),
-// every replica subscribes again and reloads, so later changes reach them.
-func TestClusterRevocationsRecoverAfterNodeRestart(t *testing.T) {
-	c := redistest.StartCluster(t, 3)
+// testClusterRestart: when the node serving the set restarts (empty, as
+// after losing its data), every replica subscribes again and reloads, so
+// later changes reach them.
+func testClusterRestart(t *testing.T, c *redisproc.Cluster) {
 	a, b := newSet(t, clusterConfig(c)), newSet(t, clusterConfig(c))
 	owner, err := c.NodeFor("tw-test:revocations")
 	if err != nil {

@@ -30,7 +30,15 @@ type redisStore struct {
 	hash    string
 	channel string
 	sharded bool
+	// wait is wait_replicas: a change is confirmed once this many replicas
+	// have it, so a failover cannot bring a revoked token back.
+	wait        int64
+	waitTimeout time.Duration
 }
+
+// minRevocationWait is the shortest wait for replicas on a change: changes
+// are rare admin calls, worth more patience than a Check's use.
+const minRevocationWait = time.Second
 
 // retryReceive is the pause before subscribing again after the
 // subscription broke and rueidis gave up on it.
@@ -44,7 +52,8 @@ func newRedis(cfg config.Redis) (*redisStore, error) {
 		return nil, fmt.Errorf("revoke: %w", err)
 	}
 	name := cfg.KeyPrefix + "revocations"
-	return &redisStore{client: client, hash: name, channel: name, sharded: cfg.Mode == config.RedisCluster}, nil
+	return &redisStore{client: client, hash: name, channel: name, sharded: cfg.Mode == config.RedisCluster,
+		wait: int64(cfg.WaitReplicas), waitTimeout: max(cfg.WaitTimeout, minRevocationWait)}, nil
 }
 
 // put stores r and announces it.
@@ -65,12 +74,36 @@ func (r *redisStore) remove(ctx context.Context, id string) (bool, error) {
 	return n > 0, r.publish(ctx, id)
 }
 
-// write runs cmd, then publishes id so every replica reloads.
+// write runs cmd, then publishes id so every replica reloads. With
+// wait_replicas, cmd and a WAIT go out together on one connection, and too
+// few acknowledgements are an error once the change is announced.
 func (r *redisStore) write(ctx context.Context, id string, cmd rueidis.Completed) error {
-	if err := r.client.Do(ctx, cmd).Error(); err != nil {
+	if r.wait == 0 {
+		if err := r.client.Do(ctx, cmd).Error(); err != nil {
+			return fmt.Errorf("revoke: redis: %w", err)
+		}
+		return r.publish(ctx, id)
+	}
+	timeout := r.waitTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(deadline)-10*time.Millisecond)
+	}
+	wait := r.client.B().Wait().Numreplicas(r.wait).Timeout(max(timeout.Milliseconds(), 1)).Build()
+	res := r.client.DoMulti(ctx, cmd, wait)
+	if err := res[0].Error(); err != nil {
 		return fmt.Errorf("revoke: redis: %w", err)
 	}
-	return r.publish(ctx, id)
+	if err := r.publish(ctx, id); err != nil {
+		return err
+	}
+	acks, err := res[1].AsInt64()
+	switch {
+	case err != nil:
+		return fmt.Errorf("revoke: redis WAIT: %w", err)
+	case acks < r.wait:
+		return fmt.Errorf("revoke: stored on the master, but only %d of %d replicas acknowledged it in %v (wait_replicas): a failover now could lose it", acks, r.wait, timeout)
+	}
+	return nil
 }
 
 func (r *redisStore) publish(ctx context.Context, id string) error {

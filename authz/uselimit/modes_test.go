@@ -33,11 +33,19 @@ func clusterConfig(c *redisproc.Cluster) config.Redis {
 	return config.Redis{Mode: config.RedisCluster, Addresses: c.Addrs()}
 }
 
-// TestClusterLimitsAreExactAcrossTwoReplicas runs two stores (two tokenwise
-// replicas) on a three-master cluster: 200 concurrent uses of one token,
-// alternating between the stores, allow exactly max_uses.
-func TestClusterLimitsAreExactAcrossTwoReplicas(t *testing.T) {
+// TestCluster runs the cluster tests on one three-master cluster: a
+// cluster takes seconds to start.
+func TestCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
+	t.Run("limits are exact across two replicas", func(t *testing.T) { testClusterLimits(t, c) })
+	t.Run("keys spread over the shards", func(t *testing.T) { testClusterSpread(t, c) })
+	t.Run("wait_replicas without replicas is a store error", func(t *testing.T) { testClusterWait(t, c) })
+}
+
+// testClusterLimits runs two stores (two tokenwise replicas) on the cluster:
+// 200 concurrent uses of one token, alternating between the stores, allow
+// exactly max_uses.
+func testClusterLimits(t *testing.T, c *redisproc.Cluster) {
 	a, b := newModeStore(t, clusterConfig(c)), newModeStore(t, clusterConfig(c))
 	ctx := context.Background()
 	for _, limit := range []int64{1, 5, 50} {
@@ -59,11 +67,11 @@ func TestClusterLimitsAreExactAcrossTwoReplicas(t *testing.T) {
 	}
 }
 
-// TestClusterSpreadsKeysOverShards uses many tokens and counts the keys each
-// master holds: every shard gets a fair part.
-func TestClusterSpreadsKeysOverShards(t *testing.T) {
-	c := redistest.StartCluster(t, 3)
+// testClusterSpread uses many tokens and counts the keys each master holds:
+// every shard gets a fair part.
+func testClusterSpread(t *testing.T, c *redisproc.Cluster) {
 	s := newModeStore(t, clusterConfig(c))
+	before := dbsizes(t, c)
 	ctx := context.Background()
 	const tokens = 300
 	for i := range tokens {
@@ -73,28 +81,37 @@ func TestClusterSpreadsKeysOverShards(t *testing.T) {
 		}
 	}
 	total := 0
-	for _, n := range c.Nodes {
-		reply, err := redisproc.Do(n.Addr(), "DBSIZE")
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys, _ := strconv.Atoi(reply)
-		t.Logf("node %s holds %d keys", n.Addr(), keys)
+	for i, n := range dbsizes(t, c) {
+		keys := n - before[i]
+		t.Logf("node %s holds %d new keys", c.Nodes[i].Addr(), keys)
 		if keys < tokens/10 {
-			t.Errorf("node %s holds %d of %d keys", n.Addr(), keys, tokens)
+			t.Errorf("node %s holds %d of %d keys", c.Nodes[i].Addr(), keys, tokens)
 		}
 		total += keys
 	}
 	if total != tokens {
-		t.Fatalf("the nodes hold %d keys, want %d", total, tokens)
+		t.Fatalf("the nodes hold %d new keys, want %d", total, tokens)
 	}
 }
 
-// TestClusterWaitReplicasWithoutReplicasIsAStoreError: masters without
-// replicas cannot acknowledge a use, so wait_replicas turns it into an error,
-// for one-use and N-use limits alike; a refused use is still refused.
-func TestClusterWaitReplicasWithoutReplicasIsAStoreError(t *testing.T) {
-	c := redistest.StartCluster(t, 3)
+// dbsizes is DBSIZE of each node of c.
+func dbsizes(t *testing.T, c *redisproc.Cluster) []int {
+	t.Helper()
+	out := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		reply, err := redisproc.Do(n.Addr(), "DBSIZE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i], _ = strconv.Atoi(reply)
+	}
+	return out
+}
+
+// testClusterWait: masters without replicas cannot acknowledge a use, so
+// wait_replicas turns it into an error, for one-use and N-use limits alike;
+// a refused use is still refused.
+func testClusterWait(t *testing.T, c *redisproc.Cluster) {
 	cfg := clusterConfig(c)
 	cfg.WaitReplicas, cfg.WaitTimeout = 1, 20*time.Millisecond
 	s := newModeStore(t, cfg)

@@ -83,12 +83,16 @@ func StartReplicated(binary, dir string, replicas int) (g *SentinelGroup, err er
 // startServers runs the master and the replicas.
 func (g *SentinelGroup) startServers(binary, dir string, replicas int) error {
 	var err error
-	if g.Master, err = launch(&Server{binary: binary, dir: subdir(dir, "master")}); err != nil {
+	// No pause before the replicas' first sync (Redis waits 5s by default
+	// for more replicas to share a diskless transfer). Every server gets it:
+	// a replica can become the master.
+	fast := []string{"--repl-diskless-sync-delay", "0"}
+	if g.Master, err = launch(&Server{binary: binary, dir: subdir(dir, "master"), extra: fast}); err != nil {
 		return err
 	}
 	for i := range replicas {
 		r, err := launch(&Server{binary: binary, dir: subdir(dir, "replica-"+strconv.Itoa(i)),
-			extra: []string{"--replicaof", "127.0.0.1", strconv.Itoa(g.Master.port)}})
+			extra: append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(g.Master.port)}, fast...)})
 		if err != nil {
 			return err
 		}

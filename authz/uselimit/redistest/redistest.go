@@ -92,3 +92,14 @@ func unavailable(t testing.TB, err error) {
 	}
 	t.Skip(msg)
 }
+
+// StartReplicated runs a master with replicas and no sentinels (see
+// redisproc.StartReplicated), stopped when the test ends; like Start, it
+// fails the test under CI and skips it elsewhere when it cannot start.
+func StartReplicated(t testing.TB, replicas int) *redisproc.SentinelGroup {
+	t.Helper()
+	g, err := redisproc.StartReplicated(Binary, t.TempDir(), replicas)
+	unavailable(t, err)
+	t.Cleanup(g.Stop)
+	return g
+}
