@@ -40,6 +40,39 @@ func TestCluster(t *testing.T) {
 	t.Run("limits are exact across two replicas", func(t *testing.T) { testClusterLimits(t, c) })
 	t.Run("keys spread over the shards", func(t *testing.T) { testClusterSpread(t, c) })
 	t.Run("wait_replicas without replicas is a store error", func(t *testing.T) { testClusterWait(t, c) })
+	t.Run("a store made while the cluster is down works once it is up", func(t *testing.T) { testClusterDownAtStart(t, c) })
+}
+
+// testClusterDownAtStart makes a store while no node answers: NewRedis
+// succeeds, uses are errors, and once the nodes are back the same store
+// counts uses, without being made again. It restarts every node: run it last.
+func testClusterDownAtStart(t *testing.T, c *redisproc.Cluster) {
+	c.Stop()
+	s := newModeStore(t, clusterConfig(c))
+	if ok, err := s.Use(context.Background(), "corp:jti:down", 1, time.Minute); ok || err == nil {
+		t.Fatalf("use with the cluster down: %v, %v; want an error", ok, err)
+	}
+	for _, n := range c.Nodes {
+		if err := n.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitOK(); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 15*time.Second, "uses to work once the cluster is up", func() error {
+		ok, err := s.Use(context.Background(), "corp:jti:up-"+strconv.FormatInt(time.Now().UnixNano(), 10), 1, time.Minute)
+		if err == nil && !ok {
+			return errors.New("a fresh token was refused")
+		}
+		return err
+	})
+	if ok, err := s.Use(context.Background(), "corp:jti:up-twice", 1, time.Minute); !ok || err != nil {
+		t.Fatalf("first use: %v, %v", ok, err)
+	}
+	if ok, err := s.Use(context.Background(), "corp:jti:up-twice", 1, time.Minute); ok || err != nil {
+		t.Fatalf("second use: %v, %v; want refused", ok, err)
+	}
 }
 
 // testClusterLimits runs two stores (two tokenwise replicas) on the cluster:

@@ -104,10 +104,18 @@ func newRedisClient(cfg config.Redis, clientName string, roots *x509.CertPool) (
 		return nil, err
 	}
 	client, err := rueidis.NewClient(opt)
-	if client == nil {
-		return nil, fmt.Errorf("redis %s: %w", modeName(cfg.Mode), err)
+	if client != nil {
+		return client, nil
 	}
-	return client, nil
+	switch cfg.Mode {
+	case config.RedisCluster:
+		// Cluster and sentinel clients must read the topology to exist; keep
+		// trying in the background, so tokenwise starts without its Redis.
+		return newPendingClient(opt, rueidis.ClientModeCluster, err)
+	case config.RedisSentinel:
+		return newPendingClient(opt, rueidis.ClientModeSentinel, err)
+	}
+	return nil, fmt.Errorf("redis %s: %w", modeName(cfg.Mode), err)
 }
 
 // Use records one use of key (under the store's key prefix) if fewer than
