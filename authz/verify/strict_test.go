@@ -76,15 +76,15 @@ func TestDuplicateMembersRejected(t *testing.T) {
 	// about the duplicates alone.
 	mustVerify(t, v, s.sign(rawHeader, s.claims(`"role":"user"`)))
 	for name, raw := range map[string]string{
-		"header alg twice":      s.sign(`{"alg":"RS256","kid":"raw","alg":"RS256"}`, s.claims("")),
-		"header kid twice":      s.sign(`{"alg":"RS256","kid":"other","kid":"raw"}`, s.claims("")),
-		"claim sub twice":       s.sign(rawHeader, s.claims(`"sub":"admin"`)),
-		"claim iss twice":       s.sign(rawHeader, s.claims(`"iss":"https://evil.example"`)),
-		"escaped duplicate":     s.sign(rawHeader, s.claims(`"\u0073ub":"admin"`)),
-		"nested duplicate":      s.sign(rawHeader, s.claims(`"roles":{"admin":false,"admin":true}`)),
-		"duplicate in array":    s.sign(rawHeader, s.claims(`"list":[{"a":1,"a":2}]`)),
-		"trailing value":        s.sign(rawHeader, s.claims("")+`{"sub":"admin"}`),
-		"nested too deeply":     s.sign(rawHeader, s.claims(`"deep":`+strings.Repeat("[", 40)+strings.Repeat("]", 40))),
+		"header alg twice":   s.sign(`{"alg":"RS256","kid":"raw","alg":"RS256"}`, s.claims("")),
+		"header kid twice":   s.sign(`{"alg":"RS256","kid":"other","kid":"raw"}`, s.claims("")),
+		"claim sub twice":    s.sign(rawHeader, s.claims(`"sub":"admin"`)),
+		"claim iss twice":    s.sign(rawHeader, s.claims(`"iss":"https://evil.example"`)),
+		"escaped duplicate":  s.sign(rawHeader, s.claims(`"\u0073ub":"admin"`)),
+		"nested duplicate":   s.sign(rawHeader, s.claims(`"roles":{"admin":false,"admin":true}`)),
+		"duplicate in array": s.sign(rawHeader, s.claims(`"list":[{"a":1,"a":2}]`)),
+		"trailing value":     s.sign(rawHeader, s.claims("")+`{"sub":"admin"}`),
+		"nested too deeply":  s.sign(rawHeader, s.claims(`"deep":`+strings.Repeat("[", 40)+strings.Repeat("]", 40))),
 	} {
 		t.Run(name, func(t *testing.T) { wantReason(t, v, raw, ReasonMalformed) })
 	}

@@ -65,11 +65,11 @@ type Verifier struct {
 	// prefix first; unprefixed is the one without, if any.
 	prefixed   []*issuer
 	unprefixed *issuer
-	maxBytes int
-	cache    *cache
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	once     sync.Once
+	maxBytes   int
+	cache      *cache
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	once       sync.Once
 }
 
 // issuer is one configured issuer with its parser and keys.

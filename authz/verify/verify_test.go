@@ -217,11 +217,11 @@ func TestMalformed(t *testing.T) {
 		t.Run(name, func(t *testing.T) { wantReason(t, v, raw, ReasonNotJWT) })
 	}
 	for name, raw := range map[string]string{
-		"bad base64":     parts[0] + ".%%%." + parts[2],
-		"padded base64":  parts[0] + "=." + parts[1] + "." + parts[2],
-		"payload array":  parts[0] + "." + encodeJSON(t, []int{1}) + "." + parts[2],
-		"no alg":         encodeJSON(t, map[string]any{"kid": "x"}) + "." + parts[1] + "." + parts[2],
-		"too large":      iss.Mint(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)}),
+		"bad base64":    parts[0] + ".%%%." + parts[2],
+		"padded base64": parts[0] + "=." + parts[1] + "." + parts[2],
+		"payload array": parts[0] + "." + encodeJSON(t, []int{1}) + "." + parts[2],
+		"no alg":        encodeJSON(t, map[string]any{"kid": "x"}) + "." + parts[1] + "." + parts[2],
+		"too large":     iss.Mint(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)}),
 		// Same signature bytes, another spelling: refused so a token has one form.
 		"non-canonical signature": good[:len(good)-1] + respell(good[len(good)-1:]),
 	} {
