@@ -154,7 +154,14 @@ func (i Issuer) DiscoveryDocument() string {
 // redirects from it: https, or http only to a loopback host. Unlike jwks_url
 // there is no opt-out: tokens and client secrets travel on this request.
 func CheckIntrospectionURL(raw string) error {
-	return checkJWKSURL(raw, false)
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return errors.New("not an absolute http(s) URL")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return errors.New("must be https (http only for a loopback host)")
+	}
+	return nil
 }
 
 // DiscoveryPath is where OpenID Connect Discovery 1.0 §4 puts the provider
@@ -489,7 +496,7 @@ func (i Issuer) validateIntrospection() error {
 		if err := CheckIntrospectionURL(in.URL); err != nil {
 			return fmt.Errorf("introspection.url %q: %v", in.URL, err)
 		}
-	} else if doc := i.DiscoveryDocument(); checkJWKSURL(doc, false) != nil {
+	} else if doc := i.DiscoveryDocument(); CheckIntrospectionURL(doc) != nil {
 		return fmt.Errorf("introspection.url is required: the issuer gives no usable discovery URL (%q)", doc)
 	}
 	switch in.Auth {
