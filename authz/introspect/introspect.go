@@ -71,6 +71,7 @@ type Client struct {
 	cache    *cache
 	flight   singleflight.Group
 	metrics  *observe.Metrics
+	cacheHit func(hit bool) // counts a cache lookup, its series resolved once
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -87,7 +88,7 @@ func New(cfg config.Introspection, opts Options) (*Client, error) {
 	cfg = withDefaults(cfg)
 	c := &Client{
 		cfg: cfg, name: opts.Name, http: httpClient(opts.HTTPClient), endpoint: opts.Endpoint,
-		metrics: opts.Metrics, log: opts.Logger, now: opts.Now,
+		metrics: opts.Metrics, cacheHit: opts.Metrics.IntrospectionCacheCounter(opts.Name), log: opts.Logger, now: opts.Now,
 	}
 	switch {
 	case opts.CacheSize == 0:
@@ -160,10 +161,17 @@ func (a *Answer) Derived(build func() (value any, keep bool)) any {
 func (c *Client) Introspect(ctx context.Context, token string) (*Answer, error) {
 	hash := sha256.Sum256([]byte(token))
 	if a := c.cache.get(&hash, c.now()); a != nil {
-		c.metrics.IntrospectionCache(c.name, true)
+		c.cacheHit(true)
 		return a, nil
 	}
-	c.metrics.IntrospectionCache(c.name, false)
+	c.cacheHit(false)
+	return c.miss(ctx, token, hash)
+}
+
+// miss asks the endpoint, sharing the request with concurrent callers for
+// the same token. It is apart from Introspect so that the cache hit path
+// does not pay for the closure's captured values.
+func (c *Client) miss(ctx context.Context, token string, hash [32]byte) (*Answer, error) {
 	ch := c.flight.DoChan(string(hash[:]), func() (any, error) {
 		// A flight that ended just before this one started may have
 		// cached the answer: without this look, a burst of Checks at

@@ -93,16 +93,22 @@ func (m *Metrics) Introspection(issuer, result string, took time.Duration) {
 	m.introspectionLatency.WithLabelValues(issuer).Observe(took.Seconds())
 }
 
-// IntrospectionCache counts one lookup in issuer's introspection answer cache.
-func (m *Metrics) IntrospectionCache(issuer string, hit bool) {
+// IntrospectionCacheCounter returns the function that counts one lookup in
+// issuer's introspection answer cache (hit or miss). Its series are
+// resolved once, so a lookup costs an atomic add; nil Metrics count nothing.
+func (m *Metrics) IntrospectionCacheCounter(issuer string) func(hit bool) {
 	if m == nil {
-		return
+		return func(bool) {}
 	}
-	result := "miss"
-	if hit {
-		result = "hit"
+	hits := m.introspectionCache.WithLabelValues(issuer, "hit")
+	misses := m.introspectionCache.WithLabelValues(issuer, "miss")
+	return func(hit bool) {
+		if hit {
+			hits.Inc()
+		} else {
+			misses.Inc()
+		}
 	}
-	m.introspectionCache.WithLabelValues(issuer, result).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.
