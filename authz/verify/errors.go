@@ -25,6 +25,7 @@ const (
 	ReasonNotJWT                   = "not_jwt"                   // not a JWT, and no introspecting issuer takes it
 	ReasonNoKeys                   = "no_keys"                   // a JWT of an issuer that only introspects
 	ReasonInactive                 = "inactive"                  // introspection answered active: false
+	ReasonNotAccessToken           = "not_access_token"          // introspection says it is a refresh token
 	ReasonIntrospectionUnavailable = "introspection_unavailable" // the introspection endpoint gave no answer
 )
 

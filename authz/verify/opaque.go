@@ -132,6 +132,9 @@ func (is *issuer) opaqueToken(a *introspect.Answer) (*Token, error) {
 	if err := is.checkAnswerIssuer(claims); err != nil {
 		return nil, err
 	}
+	if err := checkAccessToken(claims); err != nil {
+		return nil, err
+	}
 	if verr := is.answers.Validate(claims); verr != nil {
 		return nil, fromJWT(verr, claims, is.cfg.ExpirationRequired())
 	}
@@ -152,6 +155,20 @@ func (is *issuer) checkAnswerIssuer(claims jwt.MapClaims) *Error {
 	}
 	if s, ok := v.(string); !ok || s != is.cfg.Issuer {
 		return newError(ReasonUnknownIssuer, "token issuer does not match the issuer that introspected it")
+	}
+	return nil
+}
+
+// checkAccessToken refuses an answer that says the token is not an access
+// token: endpoints such as Hydra's also answer active for refresh tokens,
+// which are long-lived and meant for the token endpoint only, never for an
+// API. Hydra says so in token_use; others in token_type.
+func checkAccessToken(claims jwt.MapClaims) *Error {
+	if use, present := claims["token_use"]; present && use != "access_token" {
+		return newError(ReasonNotAccessToken, "the token is not an access token")
+	}
+	if typ, ok := claims["token_type"].(string); ok && strings.Contains(strings.ToLower(typ), "refresh") {
+		return newError(ReasonNotAccessToken, "the token is not an access token")
 	}
 	return nil
 }

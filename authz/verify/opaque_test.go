@@ -90,17 +90,19 @@ func TestOpaqueClaimRules(t *testing.T) {
 		answer map[string]any
 		reason string
 	}{
-		"expired":           {map[string]any{"aud": "orders-api", "exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix()}, ReasonExpired},
-		"not yet valid":     {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "nbf": now.Add(10 * time.Minute).Unix()}, ReasonNotYetValid},
-		"issued in future":  {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Add(10 * time.Minute).Unix()}, ReasonNotYetValid},
-		"other issuer":      {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "iss": "https://evil.example"}, ReasonUnknownIssuer},
-		"issuer not string": {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "iss": 7}, ReasonUnknownIssuer},
-		"no aud":            {map[string]any{"exp": hour, "iat": now.Unix()}, ReasonAudience},
-		"wrong aud":         {map[string]any{"aud": []string{"billing"}, "exp": hour, "iat": now.Unix()}, ReasonAudience},
-		"no exp":            {map[string]any{"aud": "orders-api", "iat": now.Unix()}, ReasonMissingExp},
-		"too long":          {map[string]any{"aud": "orders-api", "exp": now.Add(3 * time.Hour).Unix(), "iat": now.Unix()}, ReasonLifetime},
-		"no iat":            {map[string]any{"aud": "orders-api", "exp": hour}, ReasonLifetime},
-		"sub not string":    {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "sub": 1}, ReasonMalformed},
+		"expired":             {map[string]any{"aud": "orders-api", "exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix()}, ReasonExpired},
+		"not yet valid":       {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "nbf": now.Add(10 * time.Minute).Unix()}, ReasonNotYetValid},
+		"issued in future":    {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Add(10 * time.Minute).Unix()}, ReasonNotYetValid},
+		"other issuer":        {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "iss": "https://evil.example"}, ReasonUnknownIssuer},
+		"issuer not string":   {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "iss": 7}, ReasonUnknownIssuer},
+		"no aud":              {map[string]any{"exp": hour, "iat": now.Unix()}, ReasonAudience},
+		"wrong aud":           {map[string]any{"aud": []string{"billing"}, "exp": hour, "iat": now.Unix()}, ReasonAudience},
+		"no exp":              {map[string]any{"aud": "orders-api", "iat": now.Unix()}, ReasonMissingExp},
+		"too long":            {map[string]any{"aud": "orders-api", "exp": now.Add(3 * time.Hour).Unix(), "iat": now.Unix()}, ReasonLifetime},
+		"no iat":              {map[string]any{"aud": "orders-api", "exp": hour}, ReasonLifetime},
+		"sub not string":      {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "sub": 1}, ReasonMalformed},
+		"hydra refresh token": {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "token_use": "refresh_token"}, ReasonNotAccessToken},
+		"refresh token_type":  {map[string]any{"aud": "orders-api", "exp": hour, "iat": now.Unix(), "token_type": "urn:ietf:params:oauth:token-type:refresh_token"}, ReasonNotAccessToken},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -109,7 +111,8 @@ func TestOpaqueClaimRules(t *testing.T) {
 			wantReason(t, v, "tok-"+name, c.reason) // a cached answer is judged alike
 		})
 	}
-	e.Set("fine", map[string]any{"aud": []string{"billing", "orders-api"}, "exp": hour, "iat": now.Unix(), "iss": e.Issuer()})
+	e.Set("fine", map[string]any{"aud": []string{"billing", "orders-api"}, "exp": hour, "iat": now.Unix(), "iss": e.Issuer(),
+		"token_use": "access_token", "token_type": "Bearer"})
 	mustVerify(t, v, "fine")
 }
 
