@@ -40,6 +40,8 @@ func (c *Client) post(ctx context.Context, token string) (*Answer, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Read a little of the error page so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxAnswerBytes))
 		return nil, fmt.Errorf("%s answered status %d", endpoint, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
