@@ -67,9 +67,33 @@ func BenchmarkRedisUse(b *testing.B) { benchRedis(b, 1) }
 // BenchmarkRedisUseN is 5-use counting (the script) from 64 concurrent callers.
 func BenchmarkRedisUseN(b *testing.B) { benchRedis(b, 5) }
 
+// BenchmarkRedisUseCluster is BenchmarkRedisUse on a three-master cluster.
+func BenchmarkRedisUseCluster(b *testing.B) {
+	c := redistest.StartCluster(b, 3)
+	benchStore(b, newModeStore(b, clusterConfig(c)), 1)
+}
+
+// BenchmarkRedisUseWait is BenchmarkRedisUse with wait_replicas: 1 on a
+// master with one replica: the cost of WAIT.
+func BenchmarkRedisUseWait(b *testing.B) {
+	g := redistest.StartReplicated(b, 1)
+	benchStore(b, newModeStore(b, config.Redis{Address: g.Master.Addr(), WaitReplicas: 1}), 1)
+}
+
+// BenchmarkRedisUseNoWaitReplicated is BenchmarkRedisUse on the same master
+// with one replica, without WAIT: the baseline of BenchmarkRedisUseWait.
+func BenchmarkRedisUseNoWaitReplicated(b *testing.B) {
+	g := redistest.StartReplicated(b, 1)
+	benchStore(b, newModeStore(b, config.Redis{Address: g.Master.Addr()}), 1)
+}
+
 func benchRedis(b *testing.B, limit int64) {
 	srv := redistest.Start(b)
-	r := newRedisStore(b, srv, config.Redis{KeyPrefix: "tokenwise:"})
+	benchStore(b, newRedisStore(b, srv, config.Redis{KeyPrefix: "tokenwise:"}), limit)
+}
+
+// benchStore counts uses of new tokens on r from 64 concurrent callers.
+func benchStore(b *testing.B, r *Redis, limit int64) {
 	ctx := context.Background()
 	var next atomic.Int64
 	// RunParallel starts parallelism*GOMAXPROCS goroutines; aim at 64 callers.
