@@ -24,6 +24,9 @@ type Metrics struct {
 	storeErrors   *prometheus.CounterVec
 	policyReloads *prometheus.CounterVec
 	panics        prometheus.Counter
+	// rateLimits counts rate-limit results under bounded limit labels.
+	rateLimits     *prometheus.CounterVec
+	rateLimitNames rateLimitNames
 }
 
 // NewMetrics creates the series on a fresh registry with Go and process collectors.
@@ -60,6 +63,8 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	r.MustRegister(m.decisions, m.checkLatency, m.jwksRefreshes, m.jwksFailures, m.storeLatency, m.storeErrors, m.policyReloads, m.panics)
+	m.rateLimits, m.rateLimitNames.names = newRateLimitDecisions(), map[string]bool{}
+	r.MustRegister(m.rateLimits)
 	return m
 }
 
