@@ -1,4 +1,4 @@
-// Package source finds the bearer token in an Envoy CheckRequest.
+// Package source finds the bearer token in a request.
 //
 // It looks where the configuration says (the Authorization header, a cookie,
 // a query parameter) and refuses requests that carry more than one token, as
@@ -11,10 +11,8 @@ import (
 	"net/url"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/request"
 )
 
 // ErrInvalidRequest is returned (wrapped) when the request is malformed, for
@@ -35,21 +33,20 @@ func New(cfg config.Token) *Finder {
 
 // Find returns the request's bearer token, or "" when it has none. An error
 // wraps ErrInvalidRequest and its text is safe to show the client.
-func (f *Finder) Find(req *authv3.CheckRequest) (string, error) {
-	h := req.GetAttributes().GetRequest().GetHttp()
+func (f *Finder) Find(req *request.Request) (string, error) {
 	var found []string
 	if f.header != "" {
-		tokens, err := bearerTokens(headerValues(h, f.header))
+		tokens, err := bearerTokens(req.Values(f.header))
 		if err != nil {
 			return "", err
 		}
 		found = append(found, tokens...)
 	}
 	if f.cookie != "" {
-		found = append(found, cookieTokens(headerValues(h, "cookie"), f.cookie)...)
+		found = append(found, cookieTokens(req.Values("cookie"), f.cookie)...)
 	}
 	if f.query != "" {
-		found = append(found, queryTokens(h.GetPath(), f.query)...)
+		found = append(found, queryTokens(req.Path, f.query)...)
 	}
 	switch len(found) {
 	case 0:
@@ -70,34 +67,6 @@ type requestError struct{ msg string }
 
 func (e *requestError) Error() string { return e.msg }
 func (e *requestError) Unwrap() error { return ErrInvalidRequest }
-
-// headerValues returns every value of the header name. Envoy sends headers
-// either in the headers map (repeats joined with ",") or, with
-// encode_raw_headers, in header_map with one entry per occurrence.
-func headerValues(h *authv3.AttributeContext_HttpRequest, name string) []string {
-	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
-		return headerMapValues(hm, name)
-	}
-	if v, ok := h.GetHeaders()[name]; ok {
-		return []string{v}
-	}
-	return nil
-}
-
-func headerMapValues(hm []*corev3.HeaderValue, name string) []string {
-	var values []string
-	for _, hv := range hm {
-		if !strings.EqualFold(hv.GetKey(), name) {
-			continue
-		}
-		v := hv.GetValue()
-		if raw := hv.GetRawValue(); len(raw) > 0 {
-			v = string(raw)
-		}
-		values = append(values, v)
-	}
-	return values
-}
 
 // bearerTokens parses Authorization header values. A value with another
 // scheme (Basic, say) is not ours and is ignored; a comma means Envoy joined
