@@ -259,6 +259,7 @@ func (e *env) startRedisTarget(ctx context.Context, issURL string) error {
 		if err != nil {
 			e.skipped["one-time-redis"] = fmt.Sprintf("no Redis: pass --redis ADDR or install redis-server (%v)", err)
 			fmt.Fprintln(e.opts.Progress, "bench: skipping one-time-redis:", e.skipped["one-time-redis"])
+			e.skipped["rate-limit-redis"] = e.skipped["one-time-redis"]
 			return nil
 		}
 		e.stops = append(e.stops, r.Stop)
