@@ -359,3 +359,18 @@ func TestARedisOutageFails503ForRateLimitedRoutesOnly(t *testing.T) {
 		t.Error("/metrics does not count the store errors")
 	}
 }
+
+func TestOnStoreErrorAllowLetsRateLimitedRequestsThrough(t *testing.T) {
+	redis := redistest.Start(t)
+	h := startRate(t, redisStore(redis.Addr()), func(c *config.Config) {
+		c.UseLimits.OnStoreError = "allow"
+		c.RateLimits.Timeout = 200 * time.Millisecond
+	})
+	redis.Stop()
+	if a := read(h.check(envoyRequest("GET", "/limited", bearer(h.mintFor("ivan"))))); !a.allowed {
+		t.Fatalf("on_store_error: allow, Redis down: %+v, want allowed", a)
+	}
+	if !strings.Contains(h.logs.String(), "rate-limit store failed; allowing as configured") {
+		t.Error("the fail-open allow is not logged")
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/tokenwise/tokenwise/authz/answer"
 	"github.com/tokenwise/tokenwise/authz/config"
@@ -76,7 +77,10 @@ func (a *Authorizer) rateLimit(ctx context.Context, d *policy.Decision) (r resul
 	}
 	closest, _ := res.Closest()
 	if s.headers && !s.shadow {
-		d.ResponseHeadersToAdd = append(d.ResponseHeadersToAdd, answer.RateLimitHeaders(closest)...)
+		// Clipped: a decision may share its slices with other Checks (a
+		// remembered decision), so the headers go on a copy, never into
+		// spare capacity of the shared array.
+		d.ResponseHeadersToAdd = append(slices.Clip(d.ResponseHeadersToAdd), answer.RateLimitHeaders(closest)...)
 	}
 	return result{rate: rateNote{closest.Limit.Name, closest.Remaining}}, false
 }
