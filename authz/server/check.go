@@ -162,9 +162,10 @@ func (a *Authorizer) decidePolicy(ctx context.Context, req *request.Request, tok
 
 func invalidToken(err error) result {
 	var verr *verify.Error
-	if errors.As(err, &verr) && verr.Reason == verify.ReasonJWKSUnavailable {
-		// The token may well be good: the issuer's keys never loaded. Tell
-		// the client to retry rather than to throw its token away.
+	if errors.As(err, &verr) && verr.Unavailable() {
+		// The token may well be good: the issuer's keys never loaded, or its
+		// introspection endpoint failed. Tell the client to retry rather
+		// than to throw its token away.
 		return fail(answer.Unavailable(verr.Description), verr.Reason, 503)
 	}
 	if errors.As(err, &verr) {
