@@ -199,6 +199,11 @@ func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, re
 	if redis != nil {
 		cfg.UseLimits.Redis = *redis
 	}
+	// The load generator runs Checks without a deadline, so a use-limit call
+	// may wait up to its 2s fallback; rate limits get the same, so that a
+	// machine saturated by the generator itself compares the two store calls
+	// rather than timing out one of them.
+	cfg.RateLimits.Timeout = 2 * time.Second
 	cfg.Log.Level = "info"
 	if err := cfg.Validate(); err != nil {
 		return nil, err

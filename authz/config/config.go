@@ -33,6 +33,8 @@ type Config struct {
 	Forward   Forward   `yaml:"forward"`
 	Admin     Admin     `yaml:"admin"`
 	Tracing   Tracing   `yaml:"tracing"`
+	// RateLimits adjusts how the decisions' rate_limits are enforced.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
 // GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
@@ -225,6 +227,24 @@ type UseLimits struct {
 	MaxTTL       time.Duration `yaml:"max_ttl"`
 	OnStoreError string        `yaml:"on_store_error"`
 }
+
+// RateLimits adjusts how the rate limits decisions carry are enforced. Their
+// counts live in the use-limit store (use_limits.store), whose
+// on_store_error also decides what a store fault does to a limited request.
+type RateLimits struct {
+	// Headers puts RateLimit-Policy and RateLimit on allowed answers for the
+	// limit closest to exhaustion (default true; 429s always carry them).
+	Headers *bool `yaml:"headers"`
+	// Shadow counts and logs refusals but never refuses (for rolling out a limit).
+	Shadow bool `yaml:"shadow"`
+	// Timeout bounds one store call for rate limits (default 250ms).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxKeys bounds the keys the memory store holds (default 1048576).
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// HeadersEnabled reports whether allowed answers carry the RateLimit headers (the default).
+func (r RateLimits) HeadersEnabled() bool { return r.Headers == nil || *r.Headers }
 
 // Redis is the shared use-limit store.
 type Redis struct {
@@ -501,6 +521,9 @@ func (c *Config) Validate() error {
 		if err := c.UseLimits.Redis.validate("use_limits.redis"); err != nil {
 			return err
 		}
+	}
+	if c.RateLimits.Timeout < 0 || c.RateLimits.MaxKeys < 0 {
+		return errors.New("rate_limits.timeout and rate_limits.max_keys must not be negative")
 	}
 	for claim, header := range c.Forward.ClaimsToHeaders {
 		if claim == "" || header == "" || header != strings.ToLower(header) || strings.HasPrefix(header, ":") {

@@ -28,6 +28,9 @@ type Metrics struct {
 	introspections       *prometheus.CounterVec
 	introspectionLatency *prometheus.HistogramVec
 	introspectionCache   *prometheus.CounterVec
+	// rateLimits counts rate-limit results under bounded limit labels.
+	rateLimits     *prometheus.CounterVec
+	rateLimitNames rateLimitNames
 }
 
 // NewMetrics creates the series on a fresh registry with Go and process collectors.
@@ -65,6 +68,8 @@ func NewMetrics() *Metrics {
 	}
 	r.MustRegister(m.decisions, m.checkLatency, m.jwksRefreshes, m.jwksFailures, m.storeLatency, m.storeErrors, m.policyReloads, m.panics)
 	m.registerIntrospection()
+	m.rateLimits, m.rateLimitNames.names = newRateLimitDecisions(), map[string]bool{}
+	r.MustRegister(m.rateLimits)
 	return m
 }
 
