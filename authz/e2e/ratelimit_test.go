@@ -185,6 +185,11 @@ func TestStackedLimitsAreAllOrNothing(t *testing.T) {
 			f := startFleetPolicy(t, 2, ratePolicy, redisStore(redis.Addr()))
 			return f
 		},
+		// In a cluster the two buckets are on different shards: a refusal by
+		// one gives back what the other took.
+		"redis cluster, two replicas": func(t *testing.T) fleet {
+			return startFleetPolicy(t, 2, ratePolicy, redisCluster(redistest.StartCluster(t, 3)))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := f(t)

@@ -20,7 +20,14 @@ func New(uc config.UseLimits, rc config.RateLimits) (Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ratelimit: %w", err)
 		}
-		return NewRedis(client, uc.Redis.KeyPrefix, rc.Timeout), nil
+		r := NewRedis(client, uc.Redis.KeyPrefix, rc.Timeout)
+		if uc.Redis.Mode == config.RedisCluster {
+			// Stacked limits across shards are refunded when one refuses
+			// (see exec), which moves a bucket's time back: a refusal can
+			// no longer be remembered until its retry time.
+			r.over = nil
+		}
+		return r, nil
 	}
 	return nil, fmt.Errorf("ratelimit: unknown store %q: want memory or redis", uc.Store)
 }

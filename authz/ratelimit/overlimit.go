@@ -45,8 +45,12 @@ func (o *overLimit) shard(key string) *overShard {
 	return &o.shards[maphash.String(o.seed, key)%overShards]
 }
 
-// check returns a refusal when one of the keys is known to refuse its limit now.
+// check returns a refusal when one of the keys is known to refuse its limit
+// now. A nil overLimit knows nothing.
 func (o *overLimit) check(limits []Limit, keys []string) (Result, bool) {
+	if o == nil {
+		return Result{}, false
+	}
 	now := o.now()
 	for i, key := range keys {
 		s := o.shard(key)
@@ -77,9 +81,10 @@ func refusedLocally(limits []Limit, i int, retry, reset time.Duration) Result {
 	return res
 }
 
-// remember records the limits that refused res until their retry time.
+// remember records the limits that refused res until their retry time. A
+// nil overLimit remembers nothing.
 func (o *overLimit) remember(res Result, keys []string) {
-	if res.Allowed {
+	if o == nil || res.Allowed {
 		return
 	}
 	now := o.now()

@@ -122,7 +122,7 @@ func (r *Redis) Take(ctx context.Context, limits []Limit) (Result, error) {
 }
 
 func (r *Redis) run(ctx context.Context, keys, args []string, limits []Limit) (Result, error) {
-	rows, err := r.script.Exec(ctx, r.client, keys, args).ToArray()
+	rows, err := r.exec(ctx, keys, args)
 	if err != nil {
 		return Result{}, err
 	}

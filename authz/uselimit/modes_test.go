@@ -40,6 +40,17 @@ func TestCluster(t *testing.T) {
 	t.Run("limits are exact across two replicas", func(t *testing.T) { testClusterLimits(t, c) })
 	t.Run("keys spread over the shards", func(t *testing.T) { testClusterSpread(t, c) })
 	t.Run("wait_replicas without replicas is a store error", func(t *testing.T) { testClusterWait(t, c) })
+	t.Run("KeySlot agrees with CLUSTER KEYSLOT", func(t *testing.T) {
+		for _, key := range []string{"tokenwise:corp:jti:1", "tokenwise:rl:{0f8fad5b}", "a{b}c", "{}x", "é{ü}"} {
+			reply, err := redisproc.Do(c.Nodes[0].Addr(), "CLUSTER", "KEYSLOT", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strconv.Itoa(int(KeySlot(key))); reply != want {
+				t.Errorf("KeySlot(%q) = %s, CLUSTER KEYSLOT = %s", key, want, reply)
+			}
+		}
+	})
 	t.Run("a store made while the cluster is down works once it is up", func(t *testing.T) { testClusterDownAtStart(t, c) })
 }
 
