@@ -75,8 +75,8 @@ func TestRedisClusterThroughTheGRPCServer(t *testing.T) {
 // before the kill is still refused.
 func TestRedisSentinelFailoverThroughTheGRPCServer(t *testing.T) {
 	g := redistest.StartSentinel(t, 1, 3)
-	waiting := startFleet(t, 1, redisSentinel(g, 1))[0]
-	plain := start(t, redisSentinel(g, 0), func(cfg *config.Config) {
+	waiting := startFleet(t, 1, func(cfg *config.Config) { redisSentinel(g, 1)(cfg); withAdminToken(cfg) })[0]
+	plain := start(t, redisSentinel(g, 0), withAdminToken, func(cfg *config.Config) {
 		cfg.Issuers[0] = waiting.issuer.Config("corp")
 		cfg.Issuers[0].Audiences = []string{"orders-api"}
 	})
@@ -88,6 +88,12 @@ func TestRedisSentinelFailoverThroughTheGRPCServer(t *testing.T) {
 	if a := read(waiting.check(envoyRequest("POST", "/pay", bearer(used)))); !a.allowed {
 		t.Fatalf("first use refused: %+v", a)
 	}
+	// A revocation made before the kill, acknowledged by the replica.
+	revokedBefore := waiting.ordersToken(map[string]any{"sub": "eve", "jti": "revoked-before-kill"})
+	if _, err := waiting.adminClient().RevokeToken(asAdmin(adminToken), &tokenwisev1.RevokeTokenRequest{Issuer: "corp", Jti: "revoked-before-kill"}); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused(t, fleet{waiting, plain}, revokedBefore)
 
 	killed := time.Now()
 	g.Master.Stop()
@@ -114,5 +120,28 @@ func TestRedisSentinelFailoverThroughTheGRPCServer(t *testing.T) {
 	// The new master has no replica: wait_replicas: 1 cannot be met, a store error.
 	if a := read(waiting.check(envoyRequest("POST", "/pay", bearer(mint("after-kill"))))); a.allowed || a.status != 503 {
 		t.Fatalf("a use no replica can acknowledge: %+v, want 503", a)
+	}
+
+	// Revocations: the one made before the kill is still in force on a
+	// fresh reload, and one made after it reaches the other replica over the
+	// new master's pub/sub.
+	if _, err := plain.adminClient().ListRevocations(asAdmin(adminToken), &tokenwisev1.ListRevocationsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	refusedAsRevoked(t, plain, revokedBefore)
+	revokedAfter := waiting.ordersToken(map[string]any{"sub": "eve", "jti": "revoked-after-kill"})
+	if _, err := plain.adminClient().RevokeToken(asAdmin(adminToken), &tokenwisev1.RevokeTokenRequest{Issuer: "corp", Jti: "revoked-after-kill"}); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused(t, fleet{waiting, plain}, revokedAfter)
+
+	// /metrics names the master tokenwise follows now.
+	master, err := g.MasterAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, metrics := plain.get("/metrics")
+	if want := fmt.Sprintf(`tokenwise_use_limit_store_node_up{address=%q,store="redis"} 1`, master); !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
