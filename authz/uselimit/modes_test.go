@@ -229,9 +229,15 @@ func TestSentinel(t *testing.T) {
 		if addr, err := g.MasterAddr(); err != nil || addr == old {
 			t.Fatalf("master after failover: %q, %v; was %s", addr, err, old)
 		}
-		if ok, err := waiting.Use(ctx, "corp:jti:before-kill", 1, time.Minute); ok || err != nil {
-			t.Fatalf("the token used before the kill: Use = %v, %v; want refused", ok, err)
-		}
+		// The waiting store was idle and follows the sentinels on its own:
+		// until it has, its answer is an error, never an allow.
+		poll(t, 10*time.Second, "the token used before the kill to be refused", func() error {
+			ok, err := waiting.Use(ctx, "corp:jti:before-kill", 1, time.Minute)
+			if ok {
+				t.Fatal("the token used before the kill was allowed again after the failover")
+			}
+			return err
+		})
 		// The new master has no replica left: uses under wait_replicas are store errors.
 		if ok, err := waiting.Use(ctx, "corp:jti:after-kill", 1, time.Minute); ok || !errors.Is(err, ErrNotReplicated) {
 			t.Fatalf("use without a replica: %v, %v; want ErrNotReplicated", ok, err)
@@ -295,4 +301,76 @@ func (tr *traffic) answeredSince(t time.Time) error {
 func (tr *traffic) stop() {
 	tr.cancel()
 	<-tr.done
+}
+
+// TestClusterFailover runs three masters with a replica each and SIGKILLs
+// the master of one shard during traffic: its replica takes over, the store
+// follows without being made again, and a token used with wait_replicas: 1
+// (WAIT on the shard's own connection) just before the kill stays used.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartClusterWithReplicas(t, 3, 1)
+	waitCfg := clusterConfig(c)
+	waitCfg.WaitReplicas, waitCfg.WaitTimeout = 1, 500*time.Millisecond
+	waiting, plain := newModeStore(t, waitCfg), newModeStore(t, clusterConfig(c))
+	ctx := context.Background()
+	// Keys on the shard of Nodes[0], the master to be killed.
+	onShard := func(prefix string) func(i int) string {
+		return func(i int) string {
+			for ; ; i++ {
+				k := "corp:jti:" + prefix + strconv.Itoa(i)
+				if n, err := c.NodeFor("tokenwise:" + k); err == nil && n == c.Nodes[0] {
+					return k
+				}
+			}
+		}
+	}
+	before := onShard("before-")(0)
+	if ok, err := waiting.Use(ctx, before, 1, time.Minute); !ok || err != nil {
+		t.Fatalf("use acknowledged by the shard's replica: %v, %v", ok, err)
+	}
+	next := onShard("traffic-")
+	var last atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			call, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			ok, err := plain.Use(call, next(i*1000), 1, time.Minute)
+			cancel()
+			if ok && err == nil {
+				last.Store(time.Now().UnixNano())
+			} else {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	killed := time.Now()
+	c.Nodes[0].Stop() // SIGKILL
+	poll(t, 30*time.Second, "uses on the shard to answer after the failover", func() error {
+		if last.Load() > killed.UnixNano() {
+			return nil
+		}
+		return errors.New("no use on the shard succeeded yet")
+	})
+	t.Logf("uses on the failed shard answered again %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	close(stop)
+	<-done
+	// The waiting store was idle: its first call may still go to the dead
+	// master, and it learns the new slot map from that failure.
+	poll(t, 10*time.Second, "the token used before the kill to be refused", func() error {
+		ok, err := waiting.Use(ctx, before, 1, time.Minute)
+		if ok {
+			t.Fatal("the token used before the kill was allowed again after the failover")
+		}
+		return err
+	})
+	if ok, err := plain.Use(ctx, onShard("after-")(0), 1, time.Minute); !ok || err != nil {
+		t.Fatalf("use on the shard after the failover: %v, %v", ok, err)
+	}
 }

@@ -13,52 +13,118 @@ import (
 // clusterTimeout bounds how long StartCluster waits for cluster_state:ok.
 const clusterTimeout = 20 * time.Second
 
-// Cluster is a Redis Cluster of masters without replicas, each a Server on
-// a loopback port with its cluster bus on another, the 16384 slots split
-// evenly between them.
+// Cluster is a Redis Cluster on loopback ports, each node a Server with
+// its cluster bus on another port, the 16384 slots split evenly between the
+// masters.
 type Cluster struct {
 	// Nodes are the masters in slot order: Nodes[0] serves the first slots.
 	Nodes []*Server
+	// Replicas[i] are the replicas of Nodes[i] (none for StartCluster).
+	Replicas [][]*Server
 }
 
 // StartCluster runs masters cluster nodes (binary is redis-server) with
 // their files under dir, assigns the slots, joins the nodes and waits until
 // every node reports cluster_state:ok. extra arguments go to every node.
-func StartCluster(binary, dir string, masters int, extra ...string) (c *Cluster, err error) {
+func StartCluster(binary, dir string, masters int, extra ...string) (*Cluster, error) {
+	return StartClusterWithReplicas(binary, dir, masters, 0, extra...)
+}
+
+// StartClusterWithReplicas is StartCluster with replicas replicas for each
+// master, so that the cluster fails over when a master dies; it also waits
+// until every replica is in sync.
+func StartClusterWithReplicas(binary, dir string, masters, replicas int, extra ...string) (c *Cluster, err error) {
 	if masters < 1 {
 		return nil, errors.New("redisproc: a cluster needs at least one master")
 	}
-	c = &Cluster{}
+	c = &Cluster{Replicas: make([][]*Server, masters)}
 	defer func() {
 		if err != nil {
 			c.Stop()
 		}
 	}()
-	// A short node timeout: a restarted node is seen again quickly.
-	extra = append([]string{"--cluster-node-timeout", "2000"}, extra...)
-	for i := range masters {
-		nodeDir := filepath.Join(dir, "node-"+strconv.Itoa(i))
+	// A short node timeout: a restarted node is seen again, and a dead
+	// master replaced, within seconds. No pause before a replica's first sync.
+	extra = append([]string{"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"}, extra...)
+	node := func(name string) (*Server, error) {
+		nodeDir := filepath.Join(dir, name)
 		if err := os.MkdirAll(nodeDir, 0o700); err != nil {
 			return nil, err
 		}
-		n, err := launch(&Server{binary: binary, extra: extra, dir: nodeDir, cluster: true})
+		return launch(&Server{binary: binary, extra: extra, dir: nodeDir, cluster: true})
+	}
+	for i := range masters {
+		n, err := node("node-" + strconv.Itoa(i))
 		if err != nil {
 			return nil, err
 		}
 		c.Nodes = append(c.Nodes, n)
+		for j := range replicas {
+			r, err := node(fmt.Sprintf("node-%d-replica-%d", i, j))
+			if err != nil {
+				return nil, err
+			}
+			c.Replicas[i] = append(c.Replicas[i], r)
+		}
 	}
 	if err := c.assignSlots(); err != nil {
 		return nil, fmt.Errorf("redisproc: cluster slots: %w", err)
 	}
-	for _, n := range c.Nodes[1:] {
+	for _, n := range c.all()[1:] {
 		if _, err := Do(c.Nodes[0].Addr(), "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(n.port), strconv.Itoa(n.busPort)); err != nil {
 			return nil, fmt.Errorf("redisproc: CLUSTER MEET: %w", err)
 		}
+	}
+	if err := c.replicate(); err != nil {
+		return nil, err
 	}
 	if err := c.WaitOK(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// all is every node, masters first.
+func (c *Cluster) all() []*Server {
+	out := append([]*Server(nil), c.Nodes...)
+	for _, rs := range c.Replicas {
+		out = append(out, rs...)
+	}
+	return out
+}
+
+// replicate makes each replica replicate its master, once it knows the
+// master through gossip, and waits until every master has its replicas online.
+func (c *Cluster) replicate() error {
+	for i, rs := range c.Replicas {
+		if len(rs) == 0 {
+			continue
+		}
+		id, err := Do(c.Nodes[i].Addr(), "CLUSTER", "MYID")
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			err := poll(clusterTimeout, func() error {
+				_, err := Do(r.Addr(), "CLUSTER", "REPLICATE", id)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("redisproc: CLUSTER REPLICATE: %w", err)
+			}
+		}
+		err = poll(clusterTimeout, func() error {
+			info, err := Do(c.Nodes[i].Addr(), "INFO", "replication")
+			if err == nil && strings.Count(info, "state=online") != len(rs) {
+				err = fmt.Errorf("replicas of %s not online: %s", c.Nodes[i].Addr(), info)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("redisproc: %w", err)
+		}
+	}
+	return nil
 }
 
 // assignSlots gives node i the i-th of len(Nodes) even ranges of slots.
@@ -73,12 +139,15 @@ func (c *Cluster) assignSlots() error {
 	return nil
 }
 
-// WaitOK waits until every node knows every other one and reports
+// WaitOK waits until every running node knows every other one and reports
 // cluster_state:ok.
 func (c *Cluster) WaitOK() error {
-	want := "cluster_known_nodes:" + strconv.Itoa(len(c.Nodes))
+	want := "cluster_known_nodes:" + strconv.Itoa(len(c.all()))
 	err := poll(clusterTimeout, func() error {
-		for _, n := range c.Nodes {
+		for _, n := range c.all() {
+			if !n.running() {
+				continue
+			}
 			info, err := Do(n.Addr(), "CLUSTER", "INFO")
 			if err != nil {
 				return err
@@ -106,7 +175,7 @@ func (c *Cluster) Addrs() []string {
 
 // Stop kills every node.
 func (c *Cluster) Stop() {
-	for _, n := range c.Nodes {
+	for _, n := range c.all() {
 		n.Stop()
 	}
 }
@@ -117,10 +186,16 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines[:min(n, len(lines))], " ")
 }
 
-// NodeFor is the node whose slots hold key (the nodes' slots are as
-// StartCluster assigned them).
+// NodeFor is the master whose slots hold key as StartCluster assigned
+// them (after a failover, a replica of it serves them).
 func (c *Cluster) NodeFor(key string) (*Server, error) {
-	reply, err := Do(c.Nodes[0].Addr(), "CLUSTER", "KEYSLOT", key)
+	var reply string
+	err := errors.New("no node runs")
+	for _, n := range c.all() {
+		if reply, err = Do(n.Addr(), "CLUSTER", "KEYSLOT", key); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

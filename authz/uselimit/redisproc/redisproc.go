@@ -107,6 +107,13 @@ func (s *Server) Stop() {
 	s.proc = nil
 }
 
+// running reports whether the process runs (it was not stopped).
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
+}
+
 // Restart starts the server again on the same port, so it has the same
 // address; it stops the running one first. Data is not kept.
 func (s *Server) Restart() error {

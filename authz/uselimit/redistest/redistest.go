@@ -103,3 +103,13 @@ func StartReplicated(t testing.TB, replicas int) *redisproc.SentinelGroup {
 	t.Cleanup(g.Stop)
 	return g
 }
+
+// StartClusterWithReplicas is StartCluster with replicas replicas per master
+// (see redisproc.StartClusterWithReplicas).
+func StartClusterWithReplicas(t testing.TB, masters, replicas int) *redisproc.Cluster {
+	t.Helper()
+	c, err := redisproc.StartClusterWithReplicas(Binary, t.TempDir(), masters, replicas)
+	unavailable(t, err)
+	t.Cleanup(c.Stop)
+	return c
+}
