@@ -33,6 +33,7 @@ type Config struct {
 	Forward   Forward   `yaml:"forward"`
 	Admin     Admin     `yaml:"admin"`
 	Tracing   Tracing   `yaml:"tracing"`
+	DPoP      DPoP      `yaml:"dpop"`
 }
 
 // GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
@@ -94,7 +95,42 @@ type Issuer struct {
 	// JWKS (jwks_uri). Used only when JWKSURL is empty; when both are empty
 	// it defaults to <issuer>/.well-known/openid-configuration.
 	DiscoveryURL string `yaml:"discovery_url"`
+	// ProofOfPossession is optional (bound tokens must be proven, unbound
+	// ones pass as Bearer) or required (every token must be bound and proven).
+	ProofOfPossession string `yaml:"proof_of_possession"`
+	// DPoPProofLifetime is how far in the past a DPoP proof's iat may be.
+	DPoPProofLifetime time.Duration `yaml:"dpop_proof_lifetime"`
+	// DPoPAlgorithms are the algorithms a DPoP proof may be signed with.
+	DPoPAlgorithms []string `yaml:"dpop_algorithms"`
+	// DPoPNonce demands a server nonce in every DPoP proof (RFC 9449 §8);
+	// it needs dpop.nonce_secret.
+	DPoPNonce bool `yaml:"dpop_nonce"`
 }
+
+// proof_of_possession values.
+const (
+	ProofOptional = "optional"
+	ProofRequired = "required"
+)
+
+// DefaultDPoPProofLifetime is dpop_proof_lifetime when an issuer sets none.
+const DefaultDPoPProofLifetime = 60 * time.Second
+
+// DefaultDPoPAlgorithms are the DPoP proof algorithms when an issuer names none.
+var DefaultDPoPAlgorithms = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+
+// DPoP holds the DPoP settings every issuer shares.
+type DPoP struct {
+	// NonceSecret derives the server nonces (dpop_nonce). Every replica must
+	// have the same one, so a nonce one issues is accepted by all.
+	NonceSecret string `yaml:"nonce_secret"`
+	// NonceLifetime is how often nonces rotate; a nonce is accepted for one
+	// to two lifetimes (default 5m).
+	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+}
+
+// minNonceSecret is the shortest dpop.nonce_secret accepted.
+const minNonceSecret = 32
 
 // DiscoveryPath is where OpenID Connect Discovery 1.0 §4 puts the provider
 // configuration below the issuer.
@@ -301,6 +337,17 @@ func (i *Issuer) applyDefaults() {
 	if i.MinRefreshInterval == 0 {
 		i.MinRefreshInterval = 10 * time.Second
 	}
+	i.applyPoPDefaults()
+}
+
+func (i *Issuer) applyPoPDefaults() {
+	setDefault(&i.ProofOfPossession, ProofOptional)
+	if i.DPoPProofLifetime == 0 {
+		i.DPoPProofLifetime = DefaultDPoPProofLifetime
+	}
+	if len(i.DPoPAlgorithms) == 0 {
+		i.DPoPAlgorithms = slices.Clone(DefaultDPoPAlgorithms)
+	}
 }
 
 func setDefault(field *string, value string) {
@@ -393,6 +440,31 @@ func (c *Config) validateIssuers() error {
 		if is.Leeway < 0 || is.MaxLifetime < 0 || is.RefreshInterval < 0 || is.FetchTimeout < 0 || is.MinRefreshInterval < 0 {
 			return fmt.Errorf("%s: durations must not be negative", where)
 		}
+		if err := c.validatePoP(is); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return nil
+}
+
+// validatePoP checks an issuer's proof-of-possession settings.
+func (c *Config) validatePoP(is Issuer) error {
+	if is.ProofOfPossession != ProofOptional && is.ProofOfPossession != ProofRequired {
+		return fmt.Errorf("proof_of_possession %q: want optional or required", is.ProofOfPossession)
+	}
+	if is.DPoPProofLifetime < 0 {
+		return errors.New("dpop_proof_lifetime must not be negative")
+	}
+	for _, alg := range is.DPoPAlgorithms {
+		if !slices.Contains(DefaultAlgorithms, alg) {
+			return fmt.Errorf("dpop_algorithms: %q not allowed (want asymmetric: %s)", alg, strings.Join(DefaultAlgorithms, " "))
+		}
+	}
+	if is.DPoPNonce && len(c.DPoP.NonceSecret) < minNonceSecret {
+		return fmt.Errorf("dpop_nonce needs dpop.nonce_secret, at least %d characters shared by every replica", minNonceSecret)
+	}
+	if c.DPoP.NonceLifetime < 0 {
+		return errors.New("dpop.nonce_lifetime must not be negative")
 	}
 	return nil
 }
