@@ -15,7 +15,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -318,10 +317,4 @@ func (c *Checker) checkReplay(ctx context.Context, jkt, jti string, p Policy) *E
 		return invalidProof(ReasonReplay, "the DPoP proof has already been used")
 	}
 	return nil
-}
-
-// AlgorithmsFor lists algs as the algs parameter of a DPoP challenge has
-// them: space-separated, in the configured order.
-func AlgorithmsFor(p Policy) string {
-	return strings.Join(slices.Clone(p.Algorithms), " ")
 }

@@ -1,5 +1,8 @@
 // Package source finds the bearer token in an Envoy CheckRequest.
 //
+// Tokens come with the Bearer scheme or, for DPoP-bound tokens, the DPoP
+// scheme (RFC 9449 §7.1); FindScheme says which.
+//
 // It looks where the configuration says (the Authorization header, a cookie,
 // a query parameter) and refuses requests that carry more than one token, as
 // RFC 6750 §2 requires. It never validates the token; that is package verify.
@@ -36,32 +39,59 @@ func New(cfg config.Token) *Finder {
 // Find returns the request's bearer token, or "" when it has none. An error
 // wraps ErrInvalidRequest and its text is safe to show the client.
 func (f *Finder) Find(req *authv3.CheckRequest) (string, error) {
+	token, _, err := f.FindScheme(req)
+	return token, err
+}
+
+// Scheme values FindScheme reports: the Authorization scheme the token came
+// with, lowercased; SchemeNone for a cookie or a query parameter.
+const (
+	SchemeBearer = "bearer"
+	SchemeDPoP   = "dpop"
+	SchemeNone   = ""
+)
+
+// FindScheme is Find that also says which Authorization scheme carried the
+// token (Bearer or DPoP, RFC 9449 §7.1), so proof of possession can refuse a
+// DPoP-bound token sent as Bearer.
+func (f *Finder) FindScheme(req *authv3.CheckRequest) (token, scheme string, err error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	var found []string
+	var found []credential
 	if f.header != "" {
-		tokens, err := bearerTokens(headerValues(h, f.header))
+		creds, err := authorizationTokens(headerValues(h, f.header))
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		found = append(found, tokens...)
+		found = append(found, creds...)
 	}
 	if f.cookie != "" {
-		found = append(found, cookieTokens(headerValues(h, "cookie"), f.cookie)...)
+		found = append(found, unscheme(cookieTokens(headerValues(h, "cookie"), f.cookie))...)
 	}
 	if f.query != "" {
-		found = append(found, queryTokens(h.GetPath(), f.query)...)
+		found = append(found, unscheme(queryTokens(h.GetPath(), f.query))...)
 	}
 	switch len(found) {
 	case 0:
-		return "", nil
+		return "", "", nil
 	case 1:
-		if found[0] == "" {
-			return "", invalid("the bearer token is empty")
+		if found[0].token == "" {
+			return "", "", invalid("the bearer token is empty")
 		}
-		return found[0], nil
+		return found[0].token, found[0].scheme, nil
 	default:
-		return "", invalid("the request carries more than one token")
+		return "", "", invalid("the request carries more than one token")
 	}
+}
+
+// credential is one token found, with the scheme it came with.
+type credential struct{ token, scheme string }
+
+func unscheme(tokens []string) []credential {
+	out := make([]credential, 0, len(tokens))
+	for _, t := range tokens {
+		out = append(out, credential{t, SchemeNone})
+	}
+	return out
 }
 
 func invalid(msg string) error { return &requestError{msg} }
@@ -99,44 +129,54 @@ func headerMapValues(hm []*corev3.HeaderValue, name string) []string {
 	return values
 }
 
-// bearerTokens parses Authorization header values. A value with another
-// scheme (Basic, say) is not ours and is ignored; a comma means Envoy joined
-// two headers, since a JWT never contains one.
-func bearerTokens(values []string) ([]string, error) {
-	var tokens []string
+// authorizationTokens parses Authorization header values. A value with
+// another scheme (Basic, say) is not ours and is ignored; a comma means
+// Envoy joined two headers, since a JWT never contains one.
+func authorizationTokens(values []string) ([]credential, error) {
+	var creds []credential
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, ",") {
-			token, ok, err := bearer(part)
+			token, scheme, err := credentials(part)
 			if err != nil {
 				return nil, err
 			}
-			if ok {
-				tokens = append(tokens, token)
+			if scheme != "" {
+				creds = append(creds, credential{token, scheme})
 			}
 		}
-		if strings.Contains(v, ",") && len(tokens) > 0 {
+		if strings.Contains(v, ",") && len(creds) > 0 {
 			return nil, invalid("the request carries more than one Authorization header")
 		}
 	}
-	return tokens, nil
+	return creds, nil
 }
 
-// bearer parses one credentials value: the Bearer scheme, matched
-// case-insensitively (RFC 6750 §2.1), then exactly one b64token.
-func bearer(v string) (token string, ok bool, err error) {
+// credentials parses one credentials value: the Bearer or DPoP scheme,
+// matched case-insensitively (RFC 6750 §2.1, RFC 9449 §7.1), then exactly
+// one b64token. scheme is "" for any other scheme.
+func credentials(v string) (token, scheme string, err error) {
 	v = strings.Trim(v, " \t")
-	scheme, rest, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "bearer") {
-		return "", false, nil
+	name, rest, _ := strings.Cut(v, " ")
+	switch {
+	case strings.EqualFold(name, "bearer"):
+		scheme = SchemeBearer
+	case strings.EqualFold(name, "dpop"):
+		scheme = SchemeDPoP
+	default:
+		return "", "", nil
+	}
+	label := "Bearer"
+	if scheme == SchemeDPoP {
+		label = "DPoP"
 	}
 	token = strings.TrimLeft(rest, " \t")
 	if token == "" {
-		return "", false, invalid("the Bearer credentials are empty")
+		return "", "", invalid("the " + label + " credentials are empty")
 	}
 	if !isB64Token(token) {
-		return "", false, invalid("the Bearer credentials are not a b64token")
+		return "", "", invalid("the " + label + " credentials are not a b64token")
 	}
-	return token, true, nil
+	return token, scheme, nil
 }
 
 // isB64Token reports whether s matches RFC 6750's b64token:
