@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tokenwise/tokenwise/authz/grpcfront"
+	"github.com/tokenwise/tokenwise/authz/request"
+
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -170,7 +173,7 @@ func TestEnvoyRoutesAgreeWithPolicy(t *testing.T) {
 				Headers: map[string]string{":path": c.path, "content-type": "application/json"},
 			}},
 		}}
-		d, err := e.Decide(context.Background(), req, c.tok)
+		d, err := e.Decide(context.Background(), grpcRequest(t, req), c.tok)
 		if err != nil {
 			t.Fatalf("%s %s: %v", c.method, c.path, err)
 		}
@@ -213,4 +216,14 @@ func exampleRoutes(t *testing.T) map[string]map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// grpcRequest is what the gRPC front end makes of a CheckRequest.
+func grpcRequest(t *testing.T, check *authv3.CheckRequest) *request.Request {
+	t.Helper()
+	req, err := grpcfront.Request(check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/tokenwise/tokenwise/authz/grpcfront"
+	"github.com/tokenwise/tokenwise/authz/request"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/tester"
 
@@ -65,7 +68,7 @@ func TestBundledPolicyThroughEngine(t *testing.T) {
 		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 			Http: &authv3.AttributeContext_HttpRequest{Method: c.method, Path: c.path, Headers: map[string]string{":path": c.path}},
 		}}}
-		got, err := e.Decide(ctx, req, c.tok)
+		got, err := e.Decide(ctx, grpcRequest(t, req), c.tok)
 		if err != nil {
 			t.Fatalf("%s %s: %v", c.method, c.path, err)
 		}
@@ -90,7 +93,7 @@ func TestLibraryThroughEngine(t *testing.T) {
 		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 			Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: path, Headers: map[string]string{":path": path}},
 		}}}
-		d, err := e.Decide(ctx, req, tok)
+		d, err := e.Decide(ctx, grpcRequest(t, req), tok)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
@@ -138,4 +141,14 @@ func TestEveryLibraryPolicyHasTests(t *testing.T) {
 			t.Errorf("%s ran %d tests, want at least 5 (ran: %v)", pkg, ran["data."+pkg], ran)
 		}
 	}
+}
+
+// grpcRequest is what the gRPC front end makes of a CheckRequest.
+func grpcRequest(t *testing.T, check *authv3.CheckRequest) *request.Request {
+	t.Helper()
+	req, err := grpcfront.Request(check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

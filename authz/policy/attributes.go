@@ -4,40 +4,32 @@ import (
 	"encoding/base64"
 	"strconv"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/tokenwise/tokenwise/authz/request"
 )
 
-// checkRequestValue is protoValue(req) for the messages Envoy fills on every
-// Check, read with their typed getters instead of a reflective walk: the walk
-// was most of the input's cost. Each hand-written message renders exactly as
-// protoValue does (the fuzz test compares them); rarer messages (addresses,
-// metadata, TLS session, header_map) still go through protoValue.
-//
-// A message whose descriptor has fields this code does not know (a newer
-// go-control-plane) is rendered reflectively, so no field is ever dropped.
-func checkRequestValue(req *authv3.CheckRequest) ast.Value {
-	if !typedAttributes {
-		return protoValue(req.ProtoReflect())
+// attributesValue renders input.attributes from the request in OPA-Envoy's
+// shape (protojson field names, populated fields only), whichever front end
+// built the request, so a policy written for OPA-Envoy reads the same paths
+// over gRPC and HTTP. What only Envoy sends (metadata, the TLS session) comes
+// from the request's More.
+func attributesValue(r *request.Request) ast.Object {
+	o := newObject(7)
+	if p := peerValue(r.Source); p.Len() > 0 {
+		o.value("source", p)
 	}
-	obj := ast.NewObjectWithCapacity(1)
-	if a := req.GetAttributes(); a != nil {
-		obj.Insert(ast.InternedTerm("attributes"), ast.NewTerm(attributesValue(a)))
+	if p := peerValue(r.Destination); p.Len() > 0 {
+		o.value("destination", p)
 	}
-	return obj
-}
-
-// typedAttributes says the hand-written messages know every field of the
-// compiled-in protos.
-var typedAttributes = fieldCount(&authv3.CheckRequest{}) == 1 &&
-	fieldCount(&authv3.AttributeContext{}) == 7 &&
-	fieldCount(&authv3.AttributeContext_Peer{}) == 5 &&
-	fieldCount(&authv3.AttributeContext_Request{}) == 2 &&
-	fieldCount(&authv3.AttributeContext_HttpRequest{}) == 13
-
-func fieldCount(m interface{ ProtoReflect() protoreflect.Message }) int {
-	return m.ProtoReflect().Descriptor().Fields().Len()
+	o.value("request", requestValue(r))
+	o.strMap("contextExtensions", r.ContextExtensions)
+	if r.More != nil {
+		for name, v := range r.More() {
+			o.value(name, v)
+		}
+	}
+	return o.Object
 }
 
 // object collects the populated fields of one message.
@@ -57,37 +49,22 @@ func (o object) strMap(name string, m map[string]string) {
 	}
 }
 
-func (o object) message(name string, m protoreflect.ProtoMessage, isNil bool) {
-	if !isNil {
-		o.Insert(ast.InternedTerm(name), ast.NewTerm(protoValue(m.ProtoReflect())))
-	}
-}
-
 func (o object) value(name string, v ast.Value) {
 	o.Insert(ast.InternedTerm(name), ast.NewTerm(v))
 }
 
-func attributesValue(a *authv3.AttributeContext) ast.Value {
-	o := newObject(7)
-	if a.Source != nil {
-		o.value("source", peerValue(a.Source))
-	}
-	if a.Destination != nil {
-		o.value("destination", peerValue(a.Destination))
-	}
-	if a.Request != nil {
-		o.value("request", requestValue(a.Request))
-	}
-	o.strMap("contextExtensions", a.ContextExtensions)
-	o.message("metadataContext", a.MetadataContext, a.MetadataContext == nil)
-	o.message("routeMetadataContext", a.RouteMetadataContext, a.RouteMetadataContext == nil)
-	o.message("tlsSession", a.TlsSession, a.TlsSession == nil)
-	return o.Object
-}
-
-func peerValue(p *authv3.AttributeContext_Peer) ast.Value {
+func peerValue(p request.Peer) ast.Object {
 	o := newObject(5)
-	o.message("address", p.Address, p.Address == nil)
+	if p.Address != "" {
+		sa := newObject(2)
+		sa.str("address", p.Address)
+		if p.Port != 0 {
+			sa.value("portValue", ast.Number(strconv.FormatUint(uint64(p.Port), 10)))
+		}
+		addr := newObject(1)
+		addr.value("socketAddress", sa.Object)
+		o.value("address", addr.Object)
+	}
 	o.str("service", p.Service)
 	o.strMap("labels", p.Labels)
 	o.str("principal", p.Principal)
@@ -95,35 +72,54 @@ func peerValue(p *authv3.AttributeContext_Peer) ast.Value {
 	return o.Object
 }
 
-func requestValue(r *authv3.AttributeContext_Request) ast.Value {
+func requestValue(r *request.Request) ast.Object {
 	o := newObject(2)
-	if r.Time != nil {
-		o.value("time", ast.String(timestampText(r.Time.AsTime())))
+	if !r.Time.IsZero() {
+		o.value("time", ast.String(request.TimeText(r.Time)))
 	}
-	if r.Http != nil {
-		o.value("http", httpValue(r.Http))
+	o.value("http", httpValue(r))
+	return o.Object
+}
+
+func httpValue(r *request.Request) ast.Object {
+	o := newObject(13)
+	o.str("id", r.ID)
+	o.str("method", r.Method)
+	o.strMap("headers", r.Headers)
+	o.str("path", r.Path)
+	o.str("host", r.Authority)
+	o.str("scheme", r.Scheme)
+	o.str("query", r.Query)
+	o.str("fragment", r.Fragment)
+	if r.Size != 0 {
+		o.value("size", ast.Number(strconv.FormatInt(r.Size, 10)))
+	}
+	o.str("protocol", r.Protocol)
+	o.str("body", r.Body)
+	if len(r.RawBody) > 0 {
+		o.value("rawBody", ast.String(base64.StdEncoding.EncodeToString(r.RawBody)))
+	}
+	if len(r.HeaderMap) > 0 {
+		o.value("headerMap", headerMapValue(r.HeaderMap))
 	}
 	return o.Object
 }
 
-func httpValue(h *authv3.AttributeContext_HttpRequest) ast.Value {
-	o := newObject(13)
-	o.str("id", h.Id)
-	o.str("method", h.Method)
-	o.strMap("headers", h.Headers)
-	o.str("path", h.Path)
-	o.str("host", h.Host)
-	o.str("scheme", h.Scheme)
-	o.str("query", h.Query)
-	o.str("fragment", h.Fragment)
-	if h.Size != 0 {
-		o.value("size", ast.Number(strconv.FormatInt(h.Size, 10)))
+// headerMapValue renders header lines as Envoy's HeaderMap message:
+// {"headers": [{"key": …, "value": …} or {"key": …, "rawValue": base64}]}.
+func headerMapValue(lines []request.Header) ast.Object {
+	terms := make([]*ast.Term, len(lines))
+	for i, h := range lines {
+		line := newObject(2)
+		line.str("key", h.Name)
+		if h.Raw {
+			line.str("rawValue", base64.StdEncoding.EncodeToString([]byte(h.Value)))
+		} else {
+			line.str("value", h.Value)
+		}
+		terms[i] = ast.NewTerm(line.Object)
 	}
-	o.str("protocol", h.Protocol)
-	o.str("body", h.Body)
-	if len(h.RawBody) > 0 {
-		o.value("rawBody", ast.String(base64.StdEncoding.EncodeToString(h.RawBody)))
-	}
-	o.message("headerMap", h.HeaderMap, h.HeaderMap == nil)
+	o := newObject(1)
+	o.Insert(ast.InternedTerm("headers"), ast.ArrayTerm(terms...))
 	return o.Object
 }

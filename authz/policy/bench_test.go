@@ -55,7 +55,7 @@ func BenchmarkInput(b *testing.B) {
 // BenchmarkInputProtojson is the baseline Input replaced: protojson to
 // bytes, decode to map[string]any, convert to an ast.Value.
 func BenchmarkInputProtojson(b *testing.B) {
-	req := mustRequest(b, benchRequest)
+	req := mustCheck(b, benchRequest)
 	b.ReportAllocs()
 	for b.Loop() {
 		bs, err := protojson.Marshal(req)

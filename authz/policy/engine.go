@@ -17,12 +17,12 @@ import (
 	"sync"
 	"sync/atomic"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
+	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
 
@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg config.Policy, opts Options) (*Engine, error) 
 
 // Decide evaluates the query for req; tok is nil when the request had no
 // token. An error means the request must be denied with 500.
-func (e *Engine) Decide(ctx context.Context, req *authv3.CheckRequest, tok *verify.Token) (Decision, error) {
+func (e *Engine) Decide(ctx context.Context, req *request.Request, tok *verify.Token) (Decision, error) {
 	input, err := Input(req, tok, e.cfg.MaxBodyBytes)
 	if err != nil {
 		e.log.Warn("policy input", "error", err)

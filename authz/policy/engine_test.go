@@ -14,7 +14,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/tokenwise/tokenwise/authz/request"
 
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
@@ -52,10 +52,8 @@ func policyConfig(paths ...string) config.Policy {
 	return cfg
 }
 
-func request(method, path string) *authv3.CheckRequest {
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: path},
-	}}}
+func newRequest(method, path string) *request.Request {
+	return &request.Request{Frontend: request.FrontendGRPC, Method: method, Path: path, Headers: map[string]string{}}
 }
 
 func newEngine(t *testing.T, cfg config.Policy, opts Options) *Engine {
@@ -89,18 +87,18 @@ func TestDecideObjectWithDataByDirectory(t *testing.T) {
 	ctx := context.Background()
 
 	tok := &verify.Token{Issuer: "corp", Claims: map[string]any{"sub": "alice"}, Scopes: []string{"pay"}}
-	d, err := e.Decide(ctx, request("POST", "/transfer?x=1"), tok)
+	d, err := e.Decide(ctx, newRequest("POST", "/transfer?x=1"), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !d.Allowed || d.MaxUses != 1 || len(d.Headers) != 1 || d.Headers[0] != (Header{"x-user", "alice"}) {
 		t.Errorf("transfer with scope: %+v", d)
 	}
-	d, err = e.Decide(ctx, request("POST", "/transfer"), nil)
+	d, err = e.Decide(ctx, newRequest("POST", "/transfer"), nil)
 	if err != nil || d.Allowed || d.Reason != "not public" {
 		t.Errorf("transfer without token: %+v %v", d, err)
 	}
-	d, err = e.Decide(ctx, request("GET", "/public/x"), nil)
+	d, err = e.Decide(ctx, newRequest("GET", "/public/x"), nil)
 	if err != nil || !d.Allowed || d.MaxUses != 0 {
 		t.Errorf("public: %+v %v", d, err)
 	}
@@ -113,11 +111,11 @@ func TestDecideBooleanAndCustomQuery(t *testing.T) {
 	cfg.Query = "data.my.gate.ok"
 	e := newEngine(t, cfg, Options{})
 	ctx := context.Background()
-	if d, err := e.Decide(ctx, request("GET", "/"), nil); err != nil || !d.Allowed {
+	if d, err := e.Decide(ctx, newRequest("GET", "/"), nil); err != nil || !d.Allowed {
 		t.Errorf("GET: %+v %v", d, err)
 	}
 	// No default: the boolean rule is undefined for POST, which is an error, not a quiet allow or deny.
-	if _, err := e.Decide(ctx, request("POST", "/"), nil); err == nil || err.Error() != "policy decision is undefined" {
+	if _, err := e.Decide(ctx, newRequest("POST", "/"), nil); err == nil || err.Error() != "policy decision is undefined" {
 		t.Errorf("POST: error %v, want undefined", err)
 	}
 }
@@ -138,7 +136,7 @@ allow := {"allowed": "yes"} if input.parsed_path[0] == "bad"
 		"/none": "policy decision is undefined",
 		"/%zz":  "policy input", // the input cannot be built
 	} {
-		if _, err := e.Decide(ctx, request("GET", path), nil); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := e.Decide(ctx, newRequest("GET", path), nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", path, err, want)
 		}
 	}
@@ -177,7 +175,7 @@ func TestLoadSkipsTestsAndHiddenFiles(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "authz_test.rego"), "package envoy.authz_test\n\ntest_x if {\n")
 	writeFile(t, filepath.Join(dir, ".old", "authz.rego"), "package envoy.authz\n\nallow := false\n")
 	e := newEngine(t, policyConfig(dir), Options{})
-	if d, err := e.Decide(context.Background(), request("GET", "/"), nil); err != nil || !d.Allowed {
+	if d, err := e.Decide(context.Background(), newRequest("GET", "/"), nil); err != nil || !d.Allowed {
 		t.Errorf("%+v %v", d, err)
 	}
 }
@@ -192,7 +190,7 @@ func TestFSOption(t *testing.T) {
 	m := observe.NewMetrics()
 	e := newEngine(t, policyConfig("bundle/"), Options{FS: fsys, Metrics: m})
 	tok := &verify.Token{Claims: map[string]any{"sub": "bob"}, Scopes: []string{"pay"}}
-	d, err := e.Decide(context.Background(), request("POST", "/transfer"), tok)
+	d, err := e.Decide(context.Background(), newRequest("POST", "/transfer"), tok)
 	if err != nil || !d.Allowed || d.MaxUses != 1 {
 		t.Errorf("%+v %v", d, err)
 	}
@@ -219,14 +217,14 @@ func TestReloadGoodAndBroken(t *testing.T) {
 	if err := e.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := e.Decide(ctx, request("GET", "/"), nil); !d.Allowed {
+	if d, _ := e.Decide(ctx, newRequest("GET", "/"), nil); !d.Allowed {
 		t.Error("reload did not take the new policy")
 	}
 	writeFile(t, file, "package envoy.authz\n\nallow := \n")
 	if err := e.Reload(ctx); err == nil || !strings.Contains(err.Error(), "authz.rego:") {
 		t.Errorf("broken reload: %v", err)
 	}
-	if d, err := e.Decide(ctx, request("GET", "/"), nil); err != nil || !d.Allowed {
+	if d, err := e.Decide(ctx, newRequest("GET", "/"), nil); err != nil || !d.Allowed {
 		t.Errorf("after a broken reload the running policy must stay: %+v %v", d, err)
 	}
 	if got := scrape(t, m, `tokenwise_policy_reloads_total{result="success"}`); got != "2" {
@@ -266,7 +264,7 @@ func TestWatchReloadsOnChange(t *testing.T) {
 		}
 	}()
 	allowed := func() bool {
-		d, err := e.Decide(context.Background(), request("GET", "/"), nil)
+		d, err := e.Decide(context.Background(), newRequest("GET", "/"), nil)
 		return err == nil && d.Allowed
 	}
 
@@ -317,7 +315,7 @@ func TestConcurrentDecideAndReload(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				if d, err := e.Decide(ctx, request("GET", "/public"), nil); err != nil || !d.Allowed {
+				if d, err := e.Decide(ctx, newRequest("GET", "/public"), nil); err != nil || !d.Allowed {
 					t.Errorf("worker %d: %+v %v", i, d, err)
 					return
 				}

@@ -1,22 +1,35 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
 
-// versionValue is OPA-Envoy's input.version for ext_authz v3.
-var versionValue = ast.NewObject(
-	[2]*ast.Term{ast.StringTerm("encoding"), ast.StringTerm("protojson")},
-	[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
-)
+// versions are input.version by front end: OPA-Envoy's for ext_authz v3
+// over gRPC, and "http" for HTTP authorization mode.
+var versions = map[string]ast.Value{
+	request.FrontendGRPC: ast.NewObject(
+		[2]*ast.Term{ast.StringTerm("encoding"), ast.StringTerm("protojson")},
+		[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
+	),
+	request.FrontendHTTP: ast.NewObject(
+		[2]*ast.Term{ast.StringTerm("encoding"), ast.StringTerm("protojson")},
+		[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("http")},
+	),
+}
+
+func versionValue(frontend string) ast.Value {
+	if v, ok := versions[frontend]; ok {
+		return v
+	}
+	return versions[request.FrontendGRPC]
+}
 
 // Input builds the Rego input for req and tok as an ast.Value, in
 // OPA-Envoy's shape plus token:
@@ -37,23 +50,12 @@ var versionValue = ast.NewObject(
 //
 // An error (bad path or query escapes, a malformed JSON body) means the
 // request cannot be judged; the caller denies it.
-func Input(req *authv3.CheckRequest, tok *verify.Token, maxBody int) (ast.Value, error) {
-	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	if httpReq == nil {
-		return nil, errors.New("check request has no attributes.request.http")
-	}
-	input := checkRequestValue(req).(ast.Object)
-	headers := httpReq.GetHeaders()
-	if len(headers) == 0 && len(httpReq.GetHeaderMap().GetHeaders()) > 0 {
-		headers = headersFromMap(httpReq)
-		setHTTPHeaders(input, headers)
-	}
-
-	parsedPath, parsedQuery, err := parsePath(httpReq.GetPath())
+func Input(req *request.Request, tok *verify.Token, maxBody int) (ast.Value, error) {
+	parsedPath, parsedQuery, err := parsePath(req.Path)
 	if err != nil {
 		return nil, err
 	}
-	body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody(), maxBody)
+	body, truncated, err := parseBody(req.Headers, req.Body, req.RawBody, maxBody)
 	if err != nil {
 		return nil, err
 	}
@@ -61,48 +63,18 @@ func Input(req *authv3.CheckRequest, tok *verify.Token, maxBody int) (ast.Value,
 	if err != nil {
 		return nil, err
 	}
-
+	input := ast.NewObjectWithCapacity(9)
+	input.Insert(ast.InternedTerm("attributes"), ast.NewTerm(attributesValue(req)))
 	input.Insert(ast.InternedTerm("parsed_path"), ast.NewTerm(parsedPath))
 	input.Insert(ast.InternedTerm("parsed_query"), ast.NewTerm(parsedQuery))
 	input.Insert(ast.InternedTerm("parsed_body"), ast.NewTerm(body))
 	input.Insert(ast.InternedTerm("truncated_body"), ast.InternedTerm(truncated))
-	input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue))
-	if p := req.GetAttributes().GetSource().GetPrincipal(); p != "" {
+	input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
+	if p := req.Source.Principal; p != "" {
 		input.Insert(ast.InternedTerm("source_principal"), ast.StringTerm(p))
 	}
 	input.Insert(ast.InternedTerm("token"), ast.NewTerm(tokenValue))
 	return input, nil
-}
-
-// headersFromMap flattens Envoy's header_map into the headers map shape.
-func headersFromMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
-	out := make(map[string]string, len(h.GetHeaderMap().GetHeaders()))
-	for _, hv := range h.GetHeaderMap().GetHeaders() {
-		name := strings.ToLower(hv.GetKey())
-		value := hv.GetValue()
-		if value == "" {
-			value = string(hv.GetRawValue())
-		}
-		if prev, ok := out[name]; ok {
-			value = prev + "," + value
-		}
-		out[name] = value
-	}
-	return out
-}
-
-// setHTTPHeaders puts headers at attributes.request.http.headers; the path
-// exists because the caller checked that request.http is present.
-func setHTTPHeaders(input ast.Object, headers map[string]string) {
-	httpObj := input
-	for _, key := range []string{"attributes", "request", "http"} {
-		next, ok := httpObj.Get(ast.InternedTerm(key)).Value.(ast.Object)
-		if !ok {
-			return
-		}
-		httpObj = next
-	}
-	httpObj.Insert(ast.InternedTerm("headers"), ast.NewTerm(stringMapValue(headers)))
 }
 
 func stringMapValue(m map[string]string) ast.Object {

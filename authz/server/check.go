@@ -26,8 +26,10 @@ import (
 
 	"github.com/tokenwise/tokenwise/authz/answer"
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/grpcfront"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
@@ -42,7 +44,7 @@ type Verifier interface {
 
 // Policy decides requests; *policy.Engine is the real one.
 type Policy interface {
-	Decide(ctx context.Context, req *authv3.CheckRequest, tok *verify.Token) (policy.Decision, error)
+	Decide(ctx context.Context, req *request.Request, tok *verify.Token) (policy.Decision, error)
 }
 
 // Authorizer answers Envoy's Check: it is the envoy.service.auth.v3.Authorization service.
@@ -83,8 +85,12 @@ type result struct {
 // Check runs the pipeline for one request. It never returns a gRPC error:
 // Envoy's failure_mode_allow would turn one into an allow. A panic becomes a
 // 500 deny and the server goes on serving.
-func (a *Authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	start := time.Now()
+	req, err := grpcfront.Request(check)
+	if err != nil {
+		req = &request.Request{Frontend: request.FrontendGRPC, Headers: map[string]string{}}
+	}
 	ctx, span := a.startCheckSpan(ctx, req)
 	var r result
 	defer func() {
@@ -97,12 +103,17 @@ func (a *Authorizer) Check(ctx context.Context, req *authv3.CheckRequest) (resp 
 		a.record(ctx, req, r, time.Since(start))
 		resp = r.response
 	}()
+	if err != nil {
+		r = fail(answer.InternalError(err.Error()), "bad_check_request", 500)
+		a.logger.Warn("check request refused", "error", err)
+		return r.response, nil
+	}
 	r = a.decide(ctx, req)
 	return r.response, nil
 }
 
 // decide is the pipeline: source → verify → revoke → policy → use limit → answer.
-func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest) result {
+func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	raw, err := a.finder.Find(req)
 	if err != nil {
 		return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
@@ -137,7 +148,7 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*verify.Token, err
 }
 
 // decidePolicy is the policy stage in its own span.
-func (a *Authorizer) decidePolicy(ctx context.Context, req *authv3.CheckRequest, tok *verify.Token) (policy.Decision, error) {
+func (a *Authorizer) decidePolicy(ctx context.Context, req *request.Request, tok *verify.Token) (policy.Decision, error) {
 	ctx, span := a.tracing.Start(ctx, "tokenwise.policy")
 	defer span.End()
 	return a.policy.Decide(ctx, req, tok)
@@ -306,8 +317,8 @@ func reasonOr(reason, fallback string) string {
 
 // startCheckSpan starts the Check's span as a child of the trace Envoy
 // started, when the request carries one.
-func (a *Authorizer) startCheckSpan(ctx context.Context, req *authv3.CheckRequest) (context.Context, trace.Span) {
-	ctx = a.tracing.Join(ctx, req.GetAttributes().GetRequest().GetHttp().GetHeaders())
+func (a *Authorizer) startCheckSpan(ctx context.Context, req *request.Request) (context.Context, trace.Span) {
+	ctx = a.tracing.Join(ctx, req.Headers)
 	return a.tracing.Start(ctx, "tokenwise.Check", trace.WithSpanKind(trace.SpanKindServer))
 }
 
@@ -327,7 +338,7 @@ func endCheckSpan(span trace.Span, r result) {
 }
 
 // record writes the decision log line and the metrics for one Check.
-func (a *Authorizer) record(ctx context.Context, req *authv3.CheckRequest, r result, took time.Duration) {
+func (a *Authorizer) record(ctx context.Context, req *request.Request, r result, took time.Duration) {
 	// record runs after the Check's own recover; a fault here must not take
 	// the process down either. The answer is already decided.
 	defer func() {
@@ -337,19 +348,18 @@ func (a *Authorizer) record(ctx context.Context, req *authv3.CheckRequest, r res
 		}
 	}()
 	a.metrics.Decision(r.outcome, r.label, took)
-	h := req.GetAttributes().GetRequest().GetHttp()
 	e := observe.Entry{
 		DecisionID: newID(),
-		RequestID:  h.GetHeaders()["x-request-id"],
-		Method:     h.GetMethod(),
-		Path:       a.finder.RedactPath(h.GetPath()),
+		RequestID:  req.Headers["x-request-id"],
+		Method:     req.Method,
+		Path:       a.finder.RedactPath(req.Path),
 		Outcome:    r.outcome,
 		Status:     r.status,
 		Reason:     r.reason,
 		Took:       took,
 	}
 	if e.RequestID == "" {
-		e.RequestID = h.GetId()
+		e.RequestID = req.ID
 	}
 	if t := r.token; t != nil {
 		e.Issuer, e.Subject, e.JTI = t.Issuer, t.Subject, t.ID

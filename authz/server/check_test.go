@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
@@ -43,7 +44,7 @@ func (p *panicky) Verify(context.Context, string) (*verify.Token, error) {
 
 func (p *panicky) Ready() bool { return true }
 
-func (p *panicky) Decide(context.Context, *authv3.CheckRequest, *verify.Token) (policy.Decision, error) {
+func (p *panicky) Decide(context.Context, *request.Request, *verify.Token) (policy.Decision, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.decidePanics {

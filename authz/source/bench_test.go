@@ -28,7 +28,7 @@ func benchHeaders() map[string]string {
 // the default configuration (header only).
 func BenchmarkFind(b *testing.B) {
 	f := New(config.Default().Token)
-	req := request("/orders/42", benchHeaders())
+	req := toRequest(checkReq("/orders/42", benchHeaders()))
 	b.ReportAllocs()
 	for b.Loop() {
 		if tok, err := f.Find(req); err != nil || tok != benchToken {
@@ -43,7 +43,7 @@ func BenchmarkFindAllSources(b *testing.B) {
 	f := New(config.Token{Header: "authorization", Cookie: "session", QueryParameter: "access_token"})
 	h := benchHeaders()
 	h["cookie"] = "theme=dark; lang=en"
-	req := request("/orders/42?view=full", h)
+	req := toRequest(checkReq("/orders/42?view=full", h))
 	b.ReportAllocs()
 	for b.Loop() {
 		if tok, err := f.Find(req); err != nil || tok != benchToken {

@@ -24,7 +24,7 @@ func FuzzFind(f *testing.F) {
 	f.Add("Bearer a\x00b", "session=\xff\xfe", "/\xff?access_token=\xff", true)
 	finder := New(config.Token{Header: "authorization", Cookie: "session", QueryParameter: "access_token"})
 	f.Fuzz(func(t *testing.T, authz, cookie, path string, raw bool) {
-		req := fuzzRequest(authz, cookie, path, raw)
+		req := toRequest(fuzzRequest(authz, cookie, path, raw))
 		tok, err := finder.Find(req)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidRequest) {

@@ -26,7 +26,7 @@ func TestFindScheme(t *testing.T) {
 		{"dpop and cookie", map[string]string{"authorization": "DPoP " + jwt, "cookie": "session=" + jwt}, "", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			token, scheme, err := f.FindScheme(request("/", tc.headers))
+			token, scheme, err := f.FindScheme(toRequest(checkReq("/", tc.headers)))
 			if tc.invalid {
 				if !errors.Is(err, ErrInvalidRequest) {
 					t.Fatalf("FindScheme = %q, %q, %v; want invalid_request", token, scheme, err)

@@ -1,4 +1,4 @@
-// Package source finds the bearer token in an Envoy CheckRequest.
+// Package source finds the bearer token in a request.
 //
 // Tokens come with the Bearer scheme or, for DPoP-bound tokens, the DPoP
 // scheme (RFC 9449 §7.1); FindScheme says which.
@@ -14,10 +14,8 @@ import (
 	"net/url"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/request"
 )
 
 // ErrInvalidRequest is returned (wrapped) when the request is malformed, for
@@ -38,7 +36,7 @@ func New(cfg config.Token) *Finder {
 
 // Find returns the request's bearer token, or "" when it has none. An error
 // wraps ErrInvalidRequest and its text is safe to show the client.
-func (f *Finder) Find(req *authv3.CheckRequest) (string, error) {
+func (f *Finder) Find(req *request.Request) (string, error) {
 	token, _, err := f.FindScheme(req)
 	return token, err
 }
@@ -54,21 +52,20 @@ const (
 // FindScheme is Find that also says which Authorization scheme carried the
 // token (Bearer or DPoP, RFC 9449 §7.1), so proof of possession can refuse a
 // DPoP-bound token sent as Bearer.
-func (f *Finder) FindScheme(req *authv3.CheckRequest) (token, scheme string, err error) {
-	h := req.GetAttributes().GetRequest().GetHttp()
+func (f *Finder) FindScheme(req *request.Request) (token, scheme string, err error) {
 	var found []credential
 	if f.header != "" {
-		creds, err := authorizationTokens(headerValues(h, f.header))
+		creds, err := authorizationTokens(req.Values(f.header))
 		if err != nil {
 			return "", "", err
 		}
 		found = append(found, creds...)
 	}
 	if f.cookie != "" {
-		found = append(found, unscheme(cookieTokens(headerValues(h, "cookie"), f.cookie))...)
+		found = append(found, unscheme(cookieTokens(req.Values("cookie"), f.cookie))...)
 	}
 	if f.query != "" {
-		found = append(found, unscheme(queryTokens(h.GetPath(), f.query))...)
+		found = append(found, unscheme(queryTokens(req.Path, f.query))...)
 	}
 	switch len(found) {
 	case 0:
@@ -101,34 +98,6 @@ type requestError struct{ msg string }
 func (e *requestError) Error() string { return e.msg }
 func (e *requestError) Unwrap() error { return ErrInvalidRequest }
 
-// headerValues returns every value of the header name. Envoy sends headers
-// either in the headers map (repeats joined with ",") or, with
-// encode_raw_headers, in header_map with one entry per occurrence.
-func headerValues(h *authv3.AttributeContext_HttpRequest, name string) []string {
-	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
-		return headerMapValues(hm, name)
-	}
-	if v, ok := h.GetHeaders()[name]; ok {
-		return []string{v}
-	}
-	return nil
-}
-
-func headerMapValues(hm []*corev3.HeaderValue, name string) []string {
-	var values []string
-	for _, hv := range hm {
-		if !strings.EqualFold(hv.GetKey(), name) {
-			continue
-		}
-		v := hv.GetValue()
-		if raw := hv.GetRawValue(); len(raw) > 0 {
-			v = string(raw)
-		}
-		values = append(values, v)
-	}
-	return values
-}
-
 // authorizationTokens parses Authorization header values. A value with
 // another scheme (Basic, say) is not ours and is ignored; a comma means
 // Envoy joined two headers, since a JWT never contains one.
@@ -157,17 +126,14 @@ func authorizationTokens(values []string) ([]credential, error) {
 func credentials(v string) (token, scheme string, err error) {
 	v = strings.Trim(v, " \t")
 	name, rest, _ := strings.Cut(v, " ")
+	label := "Bearer"
 	switch {
 	case strings.EqualFold(name, "bearer"):
 		scheme = SchemeBearer
 	case strings.EqualFold(name, "dpop"):
-		scheme = SchemeDPoP
+		scheme, label = SchemeDPoP, "DPoP"
 	default:
 		return "", "", nil
-	}
-	label := "Bearer"
-	if scheme == SchemeDPoP {
-		label = "DPoP"
 	}
 	token = strings.TrimLeft(rest, " \t")
 	if token == "" {

@@ -8,18 +8,20 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/grpcfront"
+	"github.com/tokenwise/tokenwise/authz/request"
 )
 
 const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
 
-func request(path string, headers map[string]string) *authv3.CheckRequest {
+func checkReq(path string, headers map[string]string) *authv3.CheckRequest {
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: path, Headers: headers},
 	}}}
 }
 
 func rawRequest(pairs ...string) *authv3.CheckRequest {
-	req := request("/", nil)
+	req := checkReq("/", nil)
 	hm := &corev3.HeaderMap{}
 	for i := 0; i < len(pairs); i += 2 {
 		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: pairs[i], RawValue: []byte(pairs[i+1])})
@@ -38,29 +40,29 @@ func TestFind(t *testing.T) {
 		want    string
 		invalid bool
 	}{
-		{"bearer", headerOnly, request("/", map[string]string{"authorization": "Bearer " + jwt}), jwt, false},
-		{"scheme case-insensitive", headerOnly, request("/", map[string]string{"authorization": "bEaReR " + jwt}), jwt, false},
-		{"extra spaces", headerOnly, request("/", map[string]string{"authorization": "Bearer   " + jwt + " "}), jwt, false},
-		{"no header", headerOnly, request("/", map[string]string{"x": "y"}), "", false},
-		{"other scheme", headerOnly, request("/", map[string]string{"authorization": "Basic dTpw"}), "", false},
-		{"empty bearer", headerOnly, request("/", map[string]string{"authorization": "Bearer "}), "", true},
-		{"not a b64token", headerOnly, request("/", map[string]string{"authorization": "Bearer a b"}), "", true},
-		{"two joined by envoy", headerOnly, request("/", map[string]string{"authorization": "Bearer " + jwt + ",Bearer " + jwt}), "", true},
-		{"bearer joined with basic", headerOnly, request("/", map[string]string{"authorization": "Basic dTpw, Bearer " + jwt}), "", true},
+		{"bearer", headerOnly, checkReq("/", map[string]string{"authorization": "Bearer " + jwt}), jwt, false},
+		{"scheme case-insensitive", headerOnly, checkReq("/", map[string]string{"authorization": "bEaReR " + jwt}), jwt, false},
+		{"extra spaces", headerOnly, checkReq("/", map[string]string{"authorization": "Bearer   " + jwt + " "}), jwt, false},
+		{"no header", headerOnly, checkReq("/", map[string]string{"x": "y"}), "", false},
+		{"other scheme", headerOnly, checkReq("/", map[string]string{"authorization": "Basic dTpw"}), "", false},
+		{"empty bearer", headerOnly, checkReq("/", map[string]string{"authorization": "Bearer "}), "", true},
+		{"not a b64token", headerOnly, checkReq("/", map[string]string{"authorization": "Bearer a b"}), "", true},
+		{"two joined by envoy", headerOnly, checkReq("/", map[string]string{"authorization": "Bearer " + jwt + ",Bearer " + jwt}), "", true},
+		{"bearer joined with basic", headerOnly, checkReq("/", map[string]string{"authorization": "Basic dTpw, Bearer " + jwt}), "", true},
 		{"header_map", headerOnly, rawRequest("authorization", "Bearer "+jwt), jwt, false},
 		{"header_map repeated", headerOnly, rawRequest("authorization", "Bearer "+jwt, "Authorization", "Bearer "+jwt), "", true},
 		{"header_map other header", headerOnly, rawRequest("x-a", "Bearer "+jwt), "", false},
-		{"cookie", all, request("/", map[string]string{"cookie": "a=b; session=" + jwt}), jwt, false},
-		{"cookie twice", all, request("/", map[string]string{"cookie": "session=" + jwt + "; session=" + jwt}), "", true},
-		{"query", all, request("/x?access_token="+jwt+"&a=1", nil), jwt, false},
-		{"query off by default", headerOnly, request("/x?access_token="+jwt, nil), "", false},
-		{"header plus query", all, request("/x?access_token="+jwt, map[string]string{"authorization": "Bearer " + jwt}), "", true},
-		{"header plus cookie", all, request("/x", map[string]string{"authorization": "Bearer " + jwt, "cookie": "session=" + jwt}), "", true},
+		{"cookie", all, checkReq("/", map[string]string{"cookie": "a=b; session=" + jwt}), jwt, false},
+		{"cookie twice", all, checkReq("/", map[string]string{"cookie": "session=" + jwt + "; session=" + jwt}), "", true},
+		{"query", all, checkReq("/x?access_token="+jwt+"&a=1", nil), jwt, false},
+		{"query off by default", headerOnly, checkReq("/x?access_token="+jwt, nil), "", false},
+		{"header plus query", all, checkReq("/x?access_token="+jwt, map[string]string{"authorization": "Bearer " + jwt}), "", true},
+		{"header plus cookie", all, checkReq("/x", map[string]string{"authorization": "Bearer " + jwt, "cookie": "session=" + jwt}), "", true},
 		{"nil request", headerOnly, &authv3.CheckRequest{}, "", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := c.finder.Find(c.req)
+			got, err := c.finder.Find(toRequest(c.req))
 			if c.invalid {
 				if !errors.Is(err, ErrInvalidRequest) {
 					t.Fatalf("err = %v, want invalid request", err)
@@ -83,4 +85,14 @@ func TestRedactPath(t *testing.T) {
 	if got := New(config.Token{Header: "authorization"}).RedactPath("/a?access_token=x"); got != "/a?access_token=x" {
 		t.Errorf("redacted without a query source: %q", got)
 	}
+}
+
+// toRequest is what the gRPC front end makes of a CheckRequest; one without
+// HTTP attributes becomes an empty request.
+func toRequest(check *authv3.CheckRequest) *request.Request {
+	req, err := grpcfront.Request(check)
+	if err != nil {
+		return &request.Request{Headers: map[string]string{}}
+	}
+	return req
 }

@@ -1,11 +1,10 @@
-package policy
+package grpcfront
 
 import (
 	"encoding/base64"
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -13,6 +12,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tokenwise/tokenwise/authz/request"
 )
 
 // protoValue renders a message as a Rego value the way OPA-Envoy does today:
@@ -116,7 +117,7 @@ func wellKnownValue(m protoreflect.Message) (ast.Value, bool) {
 	case *structpb.ListValue:
 		return listValue(x), true
 	case *timestamppb.Timestamp:
-		return ast.String(timestampText(x.AsTime())), true
+		return ast.String(request.TimeText(x.AsTime())), true
 	case *durationpb.Duration:
 		return ast.String(durationText(x.GetSeconds(), x.GetNanos())), true
 	}
@@ -167,23 +168,6 @@ func jsonValue(v *structpb.Value) ast.Value {
 		return listValue(k.ListValue)
 	}
 	return ast.NullValue
-}
-
-// timestampText formats t as protojson does: UTC, with 0, 3, 6 or 9
-// fractional digits.
-func timestampText(t time.Time) string {
-	t = t.UTC()
-	layout := "2006-01-02T15:04:05Z07:00"
-	switch ns := t.Nanosecond(); {
-	case ns == 0:
-	case ns%1e6 == 0:
-		layout = "2006-01-02T15:04:05.000Z07:00"
-	case ns%1e3 == 0:
-		layout = "2006-01-02T15:04:05.000000Z07:00"
-	default:
-		layout = "2006-01-02T15:04:05.000000000Z07:00"
-	}
-	return t.Format(layout)
 }
 
 // durationText formats a Duration as protojson does: seconds with 0, 3, 6

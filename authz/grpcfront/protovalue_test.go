@@ -1,4 +1,4 @@
-package policy
+package grpcfront
 
 import (
 	"encoding/json"
@@ -53,4 +53,18 @@ func TestWellKnownTypesMatchProtojson(t *testing.T) {
 			t.Errorf("%T %s: got %#v, want %#v", m, bs, got, want)
 		}
 	}
+}
+
+// roundTrip normalizes a value through encoding/json (numbers become float64).
+func roundTrip(t *testing.T, x any) any {
+	t.Helper()
+	bs, err := json.Marshal(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(bs, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
