@@ -17,6 +17,9 @@ type Entry struct {
 	Issuer     string
 	Subject    string
 	JTI        string
+	// Proof is the proof of possession the token's binding called for
+	// ("dpop", "mtls" or ""), never the proof itself.
+	Proof string
 	// Outcome is allow or deny.
 	Outcome string
 	// Status is the HTTP status of a deny (0 on allow).
@@ -52,6 +55,7 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)
 	attrs = appendNonEmpty(attrs, "jti", e.JTI)
+	attrs = appendNonEmpty(attrs, "proof", e.Proof)
 	if e.Status != 0 {
 		attrs = append(attrs, slog.Int("status", e.Status))
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenwise/tokenwise/authz/pop"
 	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
@@ -159,7 +160,18 @@ func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 		[2]*ast.Term{ast.InternedTerm("header"), ast.NewTerm(header)},
 		[2]*ast.Term{ast.InternedTerm("claims"), ast.NewTerm(claims)},
 		[2]*ast.Term{ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)},
+		[2]*ast.Term{ast.InternedTerm("proof"), proofTerm(tok)},
 	), nil
+}
+
+// proofTerm is input.token.proof: "dpop", "mtls" or null. A token reaches
+// the policy only after its binding was proven, so the binding names the
+// proof that was checked.
+func proofTerm(tok *verify.Token) *ast.Term {
+	if kind := pop.ProofKind(tok.Claims["cnf"]); kind != "" {
+		return ast.StringTerm(kind)
+	}
+	return ast.NullTerm()
 }
 
 // anyMapValue converts decoded JSON; a nil map is an empty object, not null,

@@ -247,6 +247,7 @@ func TestInputToken(t *testing.T) {
 		"header": map[string]any{"alg": "RS256", "kid": "k1"},
 		"claims": map[string]any{"sub": "alice", "jti": "j1", "exp": float64(1700000000), "aud": []any{"a", "b"}},
 		"scopes": []any{"orders:read", "orders:write"},
+		"proof":  nil,
 	}
 	if !reflect.DeepEqual(in["token"], want) {
 		t.Errorf("token = %#v, want %#v", in["token"], want)
@@ -254,8 +255,18 @@ func TestInputToken(t *testing.T) {
 
 	// A token with no scopes or claims still has the keys, as empty values.
 	in = inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), &verify.Token{Issuer: "corp"}, 0)
-	want = map[string]any{"issuer": "corp", "header": map[string]any{}, "claims": map[string]any{}, "scopes": []any{}}
+	want = map[string]any{"issuer": "corp", "header": map[string]any{}, "claims": map[string]any{}, "scopes": []any{}, "proof": nil}
 	if !reflect.DeepEqual(in["token"], want) {
 		t.Errorf("empty token = %#v, want %#v", in["token"], want)
+	}
+}
+
+func TestInputTokenProof(t *testing.T) {
+	for cnf, want := range map[string]any{"jkt": "dpop", "x5t#S256": "mtls"} {
+		tok := &verify.Token{Issuer: "corp", Claims: map[string]any{"cnf": map[string]any{cnf: "thumb"}}}
+		in := inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), tok, 0)
+		if got := get(in, "token.proof"); got != want {
+			t.Errorf("cnf %s: proof = %#v; want %q", cnf, got, want)
+		}
 	}
 }

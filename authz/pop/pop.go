@@ -318,3 +318,17 @@ func (c *Checker) checkReplay(ctx context.Context, jkt, jti string, p Policy) *E
 	}
 	return nil
 }
+
+// ProofKind is the proof a token with this cnf claim must come with: "dpop"
+// for a key thumbprint (jkt), "mtls" for a certificate thumbprint, "" for
+// none. A token that passed Check has had exactly this proof checked.
+func ProofKind(cnf any) string {
+	m, _ := cnf.(map[string]any)
+	switch {
+	case m["jkt"] != nil:
+		return ProofDPoP
+	case m["x5t#S256"] != nil:
+		return ProofMTLS
+	}
+	return ""
+}

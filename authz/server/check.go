@@ -2,7 +2,7 @@
 // listener (ext_authz v3, grpc.health.v1, reflection) and the HTTP operations
 // listener (/healthz, /readyz, /metrics).
 //
-// A Check reads as the pipeline it is: source → verify → revoke → policy →
+// A Check reads as the pipeline it is: source → verify → proof of possession → revoke → policy →
 // use limit → answer, with the decision log and metrics recorded once at the end.
 package server
 
@@ -56,7 +56,9 @@ type Authorizer struct {
 	policy   Policy
 	// revoked is the revocation set (nil: nothing is ever revoked).
 	revoked *revoke.Set
-	limits  uselimit.Store
+	// pop checks proof of possession (nil: the defaults, see defaultPoPStage).
+	pop    *popStage
+	limits uselimit.Store
 	// claims are forward.claims_to_headers in a fixed order, so the same
 	// token always gets the same answer, byte for byte.
 	claims       []claimHeader
@@ -112,9 +114,9 @@ func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (res
 	return r.response, nil
 }
 
-// decide is the pipeline: source → verify → revoke → policy → use limit → answer.
+// decide is the pipeline: source → verify → proof of possession → revoke → policy → use limit → answer.
 func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
-	raw, err := a.finder.Find(req)
+	raw, scheme, err := a.finder.FindScheme(req)
 	if err != nil {
 		return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
 	}
@@ -124,6 +126,9 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 			return invalidToken(err)
 		}
 	}
+	if r, stop := a.proofOfPossession(ctx, req, scheme, raw, tok); stop {
+		return withToken(r, tok)
+	}
 	if r, stop := a.revocation(tok); stop {
 		return withToken(r, tok)
 	}
@@ -132,7 +137,7 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 		return withToken(fail(answer.InternalError("policy evaluation failed"), "policy_error", 500), tok)
 	}
 	if !d.Allowed {
-		return denied(d, tok)
+		return a.deniedPoP(d, tok)
 	}
 	if r, stop := a.useLimit(ctx, tok, d); stop {
 		return withToken(r, tok)
@@ -363,6 +368,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 	}
 	if t := r.token; t != nil {
 		e.Issuer, e.Subject, e.JTI = t.Issuer, t.Subject, t.ID
+		e.Proof = proofOf(t)
 	}
 	a.log.Log(ctx, e)
 }

@@ -61,6 +61,7 @@ type Server struct {
 	policy   *policy.Engine
 	store    uselimit.Store
 	revoked  *revoke.Set
+	pop      *popStage
 	authz    *Authorizer
 	health   *health.Server
 	grpc     *grpc.Server
@@ -101,7 +102,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.Close()
 		return nil, err
 	}
+	if s.pop, err = newPoPStage(cfg, s.logger); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.authz = &Authorizer{
+		pop:          s.pop,
 		finder:       source.New(cfg.Token),
 		verifier:     s.verifier,
 		policy:       s.policy,
@@ -342,4 +348,5 @@ func (s *Server) Close() {
 	if s.store != nil {
 		_ = s.store.Close()
 	}
+	s.pop.close()
 }
