@@ -449,7 +449,8 @@ func (c *Config) validateIssuers() error {
 
 // validatePoP checks an issuer's proof-of-possession settings.
 func (c *Config) validatePoP(is Issuer) error {
-	if is.ProofOfPossession != ProofOptional && is.ProofOfPossession != ProofRequired {
+	// "" is optional too: a configuration built in code has no defaults applied.
+	if !slices.Contains([]string{"", ProofOptional, ProofRequired}, is.ProofOfPossession) {
 		return fmt.Errorf("proof_of_possession %q: want optional or required", is.ProofOfPossession)
 	}
 	if is.DPoPProofLifetime < 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/policy"
 	"github.com/tokenwise/tokenwise/authz/pop"
 	"github.com/tokenwise/tokenwise/authz/request"
+	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
 
@@ -107,10 +108,15 @@ func (a *Authorizer) proofOfPossession(ctx context.Context, req *request.Request
 	if st == nil {
 		st = defaultPoPStage()
 	}
+	cnf := tok.Claims["cnf"]
+	p := st.policy(tok.Issuer)
+	if cnf == nil && scheme != source.SchemeDPoP && !p.Required {
+		// An unbound Bearer token has nothing to prove: no span, no work.
+		return result{}, false
+	}
 	ctx, span := a.tracing.Start(ctx, "tokenwise.pop")
 	defer span.End()
-	p := st.policy(tok.Issuer)
-	_, err := st.checker.Check(ctx, popRequest(req), scheme, raw, tok.Claims["cnf"], p)
+	_, err := st.checker.Check(ctx, popRequest(req), scheme, raw, cnf, p)
 	if err == nil {
 		return result{}, false
 	}
