@@ -108,6 +108,12 @@ type Token struct {
 	Lifetime time.Duration
 	// Alg picks the signing key ("": the issuer's first algorithm).
 	Alg string
+	// JKT binds the token to a DPoP key: its RFC 7638 SHA-256 thumbprint,
+	// base64url, put in cnf.jkt (RFC 9449 §6).
+	JKT string
+	// X5T binds the token to a client certificate: its SHA-256 thumbprint,
+	// base64url, put in cnf["x5t#S256"] (RFC 8705 §3.1).
+	X5T string
 }
 
 // Mint signs a token with a fresh jti.
@@ -138,9 +144,27 @@ func (i *Issuer) Mint(t Token) (string, error) {
 	if t.OneTime {
 		claims["one_time"] = true
 	}
+	if cnf := t.cnf(); cnf != nil {
+		claims["cnf"] = cnf
+	}
 	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
 	tok.Header["kid"] = k.kid
 	return tok.SignedString(k.private)
+}
+
+// cnf is the token's confirmation claim, nil when it is unbound.
+func (t Token) cnf() map[string]any {
+	cnf := map[string]any{}
+	if t.JKT != "" {
+		cnf["jkt"] = t.JKT
+	}
+	if t.X5T != "" {
+		cnf["x5t#S256"] = t.X5T
+	}
+	if len(cnf) == 0 {
+		return nil
+	}
+	return cnf
 }
 
 // JWKS serves the public keys as a JSON Web Key Set.
@@ -172,8 +196,9 @@ func (k *signingKey) jwk() map[string]string {
 }
 
 // MintHandler mints a token from the query: sub, scope (space- or
-// comma-separated), one_time (true/false), ttl (a Go duration). It answers
-// loopback callers only.
+// comma-separated), one_time (true/false), ttl (a Go duration), jkt (a DPoP
+// key thumbprint the token is bound to), x5t (a client certificate's
+// SHA-256 thumbprint). It answers loopback callers only.
 func (i *Issuer) MintHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isLoopback(r.RemoteAddr) {
@@ -210,6 +235,14 @@ func parseMint(r *http.Request) (Token, error) {
 		}
 		t.OneTime = b
 	}
+	for name, dst := range map[string]*string{"jkt": &t.JKT, "x5t": &t.X5T} {
+		if v := q.Get(name); v != "" {
+			if !isThumbprint(v) {
+				return t, fmt.Errorf("%s %q: want a base64url SHA-256 thumbprint (43 characters)", name, v)
+			}
+			*dst = v
+		}
+	}
 	if v := q.Get("ttl"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 || d > 24*time.Hour {
@@ -218,6 +251,12 @@ func parseMint(r *http.Request) (Token, error) {
 		t.Lifetime = d
 	}
 	return t, nil
+}
+
+// isThumbprint reports whether s is an unpadded base64url SHA-256 digest.
+func isThumbprint(s string) bool {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == 32
 }
 
 func isLoopback(remote string) bool {

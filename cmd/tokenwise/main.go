@@ -31,6 +31,8 @@ Usage:
                                       measure Check against a no-op ext_authz floor
   tokenwise admin revoke-token|revoke-subject|uses|list|unrevoke ...
                                       revoke tokens on a running server (tokenwise admin help)
+  tokenwise dpop-proof --key FILE --url URL [--method GET] [--token T]
+                                      print a DPoP proof for one request
   tokenwise version                   print the version
 
 Flags for serve and dev override the file: --grpc-address, --http-address, --log-level.
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "admin":
 		err = adminCmd(ctx, args[1:], stdout)
+	case "dpop-proof":
+		err = dpopProof(args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "tokenwise", version)
 	case "help", "-h", "--help":
