@@ -123,13 +123,28 @@ func TestFreshFeedRunsOut(t *testing.T) {
 	f := newFeed(fresh, []string{"a", "b"})
 	seen := map[string]bool{}
 	for i := range 2 {
-		v, ok := f.value(i, 0)
+		v, _, ok := f.value(i, 0)
 		if !ok || seen[v] {
 			t.Fatalf("value %d = %q, %v", i, v, ok)
 		}
 		seen[v] = true
 	}
-	if _, ok := f.value(0, 1); ok {
+	if _, _, ok := f.value(0, 1); ok {
 		t.Fatal("a fresh feed handed out a token twice")
+	}
+}
+
+// TestDPoPScenarioProvesEveryCheck: every Check of the dpop scenario carries
+// a fresh proof that tokenwise accepts, so no answer is unexpected.
+func TestDPoPScenarioProvesEveryCheck(t *testing.T) {
+	rep, err := Run(context.Background(), tiny("dpop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("scenarios ran: %+v", rep.Scenarios)
+	}
+	if res := rep.Scenarios[0]; res.Checks <= 0 || res.Errors != 0 {
+		t.Errorf("dpop: %d checks, %d unexpected answers, first: %s", res.Checks, res.Errors, res.FirstError)
 	}
 }

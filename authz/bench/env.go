@@ -55,6 +55,7 @@ type env struct {
 	memory  *target
 	redis   *target
 	pool    []string
+	dpop    *dpopClient
 	stops   []func()
 	skipped map[string]string
 }
@@ -87,6 +88,11 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	}
 	if needsRedis(sel) {
 		if err = e.startRedisTarget(ctx, issURL); err != nil {
+			return nil, err
+		}
+	}
+	if needsDPoP(sel) {
+		if err = e.startDPoP(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -77,6 +77,8 @@ type feed struct {
 	// values are "Bearer <token>", built before the run so the load
 	// generator does not allocate them while measuring.
 	values []string
+	// proofs are the DPoP headers beside values (nil: none).
+	proofs []string
 	next   atomic.Int64
 }
 
@@ -88,21 +90,24 @@ func newFeed(kind tokenKind, tokens []string) *feed {
 	return f
 }
 
-// value is the header for worker's i-th Check; ok is false when a fresh
-// feed has run out.
-func (f *feed) value(worker, i int) (v string, ok bool) {
+// value is the header for worker's i-th Check, with its DPoP proof when
+// the feed has proofs; ok is false when a fresh feed has run out.
+func (f *feed) value(worker, i int) (v, proof string, ok bool) {
 	switch f.kind {
 	case pooled:
 		// Workers walk the pool from different places.
-		return f.values[(worker*997+i)%len(f.values)], true
+		return f.values[(worker*997+i)%len(f.values)], "", true
 	case fresh:
 		n := f.next.Add(1) - 1
 		if n >= int64(len(f.values)) {
-			return "", false
+			return "", "", false
 		}
-		return f.values[n], true
+		if f.proofs != nil {
+			proof = f.proofs[n]
+		}
+		return f.values[n], proof, true
 	}
-	return "", true
+	return "", "", true
 }
 
 // load is one run's shared state.
@@ -144,13 +149,16 @@ func (l *load) newWorker(id int) *worker {
 // check sends one Check and records its latency counted from start (when
 // it was due); false when there is nothing to send.
 func (w *worker) check(ctx context.Context, start time.Time) bool {
-	auth, ok := w.l.feed.value(w.id, w.n)
+	auth, proof, ok := w.l.feed.value(w.id, w.n)
 	if !ok {
 		w.l.stop.Store(true)
 		return false
 	}
 	if auth != "" {
 		w.hdr["authorization"] = auth
+	}
+	if proof != "" {
+		w.hdr["dpop"] = proof
 	}
 	w.hdr["x-request-id"] = string(strconv.AppendUint(w.reqID, uint64(w.n), 16))
 	w.n++

@@ -122,6 +122,9 @@ func (r *runner) feedFor(ctx context.Context, s *scenario, d time.Duration, rate
 	} else {
 		n = max(minFresh, 4*r.opts.Concurrency)
 	}
+	if s.dpop {
+		return r.env.dpopFeed(ctx, n)
+	}
 	start := time.Now()
 	tokens, err := mintParallel(ctx, r.env.issuer, s.alg, n)
 	if err != nil {

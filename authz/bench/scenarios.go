@@ -35,6 +35,8 @@ type scenario struct {
 	redis bool
 	// halfRate runs open-loop at half of reuse's throughput measured so far.
 	halfRate bool
+	// dpop sends DPoP-bound tokens with a fresh DPoP proof per Check.
+	dpop bool
 }
 
 // scenarios are every scenario, in the order they run.
@@ -55,6 +57,8 @@ var scenarios = []*scenario{
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200},
 	{name: "one-time-redis", desc: "ES256, a fresh one-time token per Check; Redis use store",
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
+	{name: "dpop", desc: "DPoP: RS256 bound tokens reused (cached), a fresh ES256 proof verified per Check",
+		method: "GET", path: "/orders/42?view=full", tokens: fresh, alg: "ES256", wantStatus: 200, dpop: true},
 }
 
 func scenarioByName(name string) *scenario {
