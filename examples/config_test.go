@@ -22,7 +22,7 @@ import (
 )
 
 // tokenwiseConfigs are the tokenwise configuration files in the examples.
-var tokenwiseConfigs = []string{"envoy/tokenwise.yaml"}
+var tokenwiseConfigs = []string{"envoy/tokenwise.yaml", "envoy-mtls/tokenwise.yaml"}
 
 // exampleEnv is what the example configurations expect from the environment.
 var exampleEnv = map[string]string{

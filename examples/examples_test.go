@@ -34,7 +34,7 @@ import (
 
 // envoyConfigs are the Envoy bootstrap files in the repository; the test
 // also fails when a YAML file under examples/ is claimed by no check.
-var envoyConfigs = []string{"../envoy.yaml", "envoy/envoy.yaml"}
+var envoyConfigs = []string{"../envoy.yaml", "envoy/envoy.yaml", "envoy-mtls/envoy.yaml"}
 
 // routerFilter must be the last HTTP filter of every connection manager.
 const routerFilter = "envoy.filters.http.router"
