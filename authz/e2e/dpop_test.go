@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/introspect/introspecttest"
 	"github.com/tokenwise/tokenwise/authz/pop"
 	"github.com/tokenwise/tokenwise/authz/uselimit/redistest"
 )
@@ -370,4 +371,21 @@ func mustThumb(t *testing.T, key crypto.Signer) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestAnIntrospectedTokenIsBoundByItsCnf: a cnf in an introspection answer
+// binds the opaque token as a JWT's cnf would.
+func TestAnIntrospectedTokenIsBoundByItsCnf(t *testing.T) {
+	e := introspecttest.New(t)
+	h := startPoP(t, withIntrospection(e))
+	c := newDPoPClient(t, h)
+	c.token = opaqueToken(t)
+	e.Set(c.token, activeAnswer(map[string]any{"cnf": map[string]any{"jkt": mustThumb(t, c.key)}}))
+	a := read(h.check(envoyRequest("GET", "/orders/1", bearer(c.token))))
+	if a.status != 401 || !strings.Contains(a.headers["www-authenticate"], "bound to a DPoP key") {
+		t.Fatalf("a DPoP-bound opaque token as Bearer: %+v", a)
+	}
+	if a := read(h.check(envoyRequest("GET", "/orders/1", c.request(c.proof(pop.ProofParams{}))))); !a.allowed || a.headers["x-proof"] != "dpop" {
+		t.Fatalf("a DPoP-bound opaque token with its proof: %+v", a)
+	}
 }
