@@ -63,10 +63,3 @@ func invalidToken(reason, description string) *Error {
 func invalidProof(reason, description string) *Error {
 	return &Error{Kind: KindInvalidProof, Reason: reason, Description: description}
 }
-
-// errTrailing is JSON followed by more than whitespace.
-var errTrailing = jsonError("trailing data after the JSON value")
-
-type jsonError string
-
-func (e jsonError) Error() string { return string(e) }

@@ -19,11 +19,6 @@ import (
 // makes each value's spelling unique, so a thumbprint has one input only.
 var b64 = base64.RawURLEncoding.Strict()
 
-// privateMembers are the JWK members that carry private key material
-// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2). A proof's jwk with any of
-// them is refused: the client has leaked its key, and the key is not public.
-var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-
 // RSA modulus bounds: below 2048 bits is weak (RFC 7518 §3.3); above 8192
 // bits only makes verification expensive for whoever sends it.
 const (
@@ -48,33 +43,58 @@ var curves = map[string]struct {
 	"P-521": {elliptic.P521(), 66},
 }
 
+// jwkMembers are the JWK members tokenwise reads. The private ones (RFC 7518
+// §6.2.2, §6.3.2, §6.4; RFC 8037 §2) are read only to refuse them: a proof's
+// jwk that holds one is not a public key, and its client has leaked it.
+type jwkMembers struct {
+	Kty string          `json:"kty"`
+	Crv string          `json:"crv"`
+	X   string          `json:"x"`
+	Y   string          `json:"y"`
+	N   string          `json:"n"`
+	E   string          `json:"e"`
+	D   json.RawMessage `json:"d"`
+	P   json.RawMessage `json:"p"`
+	Q   json.RawMessage `json:"q"`
+	DP  json.RawMessage `json:"dp"`
+	DQ  json.RawMessage `json:"dq"`
+	QI  json.RawMessage `json:"qi"`
+	Oth json.RawMessage `json:"oth"`
+	K   json.RawMessage `json:"k"`
+}
+
+func (m *jwkMembers) hasPrivate() bool {
+	for _, v := range []json.RawMessage{m.D, m.P, m.Q, m.DP, m.DQ, m.QI, m.Oth, m.K} {
+		if v != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // parseJWK parses a public JWK and computes its thumbprint. It refuses
 // private members, unknown key types and values that are not in their one
 // canonical spelling, so equal keys always have equal thumbprints.
 func parseJWK(raw []byte) (*publicKey, error) {
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return nil, errors.New("the jwk header is not a JSON object")
+	var m jwkMembers
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, errors.New("the jwk header is not a JSON object of strings")
 	}
-	for _, name := range privateMembers {
-		if _, ok := m[name]; ok {
-			return nil, errors.New("the jwk header holds a private key")
-		}
+	if m.hasPrivate() {
+		return nil, errors.New("the jwk header holds a private key")
 	}
-	kty, _ := m["kty"].(string)
-	switch kty {
+	switch m.Kty {
 	case "EC":
-		return parseEC(m)
+		return parseEC(m.Crv, m.X, m.Y)
 	case "RSA":
-		return parseRSA(m)
+		return parseRSA(m.N, m.E)
 	case "OKP":
-		return parseOKP(m)
+		return parseOKP(m.Crv, m.X)
 	}
 	return nil, errors.New("the jwk header has an unsupported kty")
 }
 
-func parseEC(m map[string]any) (*publicKey, error) {
-	crv, x, y := str(m, "crv"), str(m, "x"), str(m, "y")
+func parseEC(crv, x, y string) (*publicKey, error) {
 	c, ok := curves[crv]
 	if !ok {
 		return nil, errors.New("the jwk header has an unsupported crv")
@@ -92,8 +112,7 @@ func parseEC(m map[string]any) (*publicKey, error) {
 	return &publicKey{key: key, thumbprint: thumbprint(`{"crv":`, crv, `,"kty":"EC","x":`, x, `,"y":`, y, `}`)}, nil
 }
 
-func parseRSA(m map[string]any) (*publicKey, error) {
-	n, e := str(m, "n"), str(m, "e")
+func parseRSA(n, e string) (*publicKey, error) {
 	nb, err1 := b64.DecodeString(n)
 	eb, err2 := b64.DecodeString(e)
 	// RFC 7518 §6.3.1: minimal big-endian values, no leading zero octet.
@@ -110,8 +129,7 @@ func parseRSA(m map[string]any) (*publicKey, error) {
 	return &publicKey{key: key, thumbprint: thumbprint(`{"e":`, e, `,"kty":"RSA","n":`, n, `}`)}, nil
 }
 
-func parseOKP(m map[string]any) (*publicKey, error) {
-	crv, x := str(m, "crv"), str(m, "x")
+func parseOKP(crv, x string) (*publicKey, error) {
 	if crv != "Ed25519" {
 		return nil, errors.New("the jwk header has an unsupported crv")
 	}
@@ -120,12 +138,6 @@ func parseOKP(m map[string]any) (*publicKey, error) {
 		return nil, errors.New("the jwk header's Ed25519 key is malformed")
 	}
 	return &publicKey{key: ed25519.PublicKey(xb), thumbprint: thumbprint(`{"crv":`, crv, `,"kty":"OKP","x":`, x, `}`)}, nil
-}
-
-// str returns member name of m when it is a string, else "".
-func str(m map[string]any, name string) string {
-	s, _ := m[name].(string)
-	return s
 }
 
 // thumbprint hashes the RFC 7638 §3 canonical JSON: the required members in

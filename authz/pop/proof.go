@@ -1,10 +1,10 @@
 package pop
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,11 +54,11 @@ func parseProof(raw string, algs []string) (*proof, *Error) {
 	if method == nil || method.Verify(parts[0]+"."+parts[1], sig, key.key) != nil {
 		return nil, invalidProof(ReasonSignature, "the DPoP proof's signature is invalid")
 	}
-	var claims map[string]any
-	if err := decodeSegment(parts[1], &claims); err != nil || claims == nil {
+	var claims claimSet
+	if err := decodeSegment(parts[1], &claims); err != nil {
 		return nil, invalidProof(ReasonMalformed, "the DPoP proof's claims are malformed")
 	}
-	pr, perr := proofClaims(claims)
+	pr, perr := proofClaims(&claims)
 	if perr != nil {
 		return nil, perr
 	}
@@ -96,65 +96,56 @@ func asymmetric(alg string) bool {
 	return slices.Contains([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}, alg)
 }
 
+// claimSet is a proof's payload. Numbers stay raw so that iat must be a
+// JSON number, not a string holding one.
+type claimSet struct {
+	JTI   string          `json:"jti"`
+	HTM   string          `json:"htm"`
+	HTU   string          `json:"htu"`
+	ATH   string          `json:"ath"`
+	Nonce *string         `json:"nonce"`
+	IAT   json.RawMessage `json:"iat"`
+}
+
 // proofClaims reads the claims every proof must carry, each of its type.
-func proofClaims(c map[string]any) (*proof, *Error) {
-	pr := &proof{}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"jti", &pr.jti}, {"htm", &pr.htm}, {"htu", &pr.htu}, {"ath", &pr.ath}} {
-		s, ok := c[f.name].(string)
-		if !ok || s == "" {
+func proofClaims(c *claimSet) (*proof, *Error) {
+	for _, f := range []struct{ name, value string }{{"jti", c.JTI}, {"htm", c.HTM}, {"htu", c.HTU}, {"ath", c.ATH}} {
+		if f.value == "" {
 			return nil, invalidProof(ReasonMalformed, "the DPoP proof has no "+f.name+" claim")
 		}
-		*f.dst = s
 	}
-	if len(pr.jti) > maxJTIBytes {
+	if len(c.JTI) > maxJTIBytes {
 		return nil, invalidProof(ReasonMalformed, "the DPoP proof's jti is too long")
 	}
-	if v, ok := c["nonce"]; ok {
-		s, isString := v.(string)
-		if !isString {
-			return nil, invalidProof(ReasonMalformed, "the DPoP proof's nonce is not a string")
-		}
-		pr.nonce = s
-	}
-	iat, ok := numericDate(c["iat"])
+	iat, ok := numericDate(c.IAT)
 	if !ok {
 		return nil, invalidProof(ReasonMalformed, "the DPoP proof has no iat claim")
 	}
-	pr.iat = iat
+	pr := &proof{jti: c.JTI, htm: c.HTM, htu: c.HTU, ath: c.ATH, iat: iat}
+	if c.Nonce != nil {
+		pr.nonce = *c.Nonce
+	}
 	return pr, nil
 }
 
 // numericDate reads a JSON number of seconds since the epoch.
-func numericDate(v any) (time.Time, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	if len(raw) == 0 || !(raw[0] >= '0' && raw[0] <= '9') {
 		return time.Time{}, false
 	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > 1<<40 {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// decodeSegment base64url-decodes a JWS segment and decodes its JSON into v,
-// keeping numbers exact.
+// decodeSegment base64url-decodes a JWS segment and decodes its JSON into v.
 func decodeSegment(seg string, v any) error {
 	data, err := b64.DecodeString(seg)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errTrailing
-	}
-	return nil
+	return json.Unmarshal(data, v)
 }
