@@ -101,6 +101,7 @@ type Options struct {
 
 // Checker checks proof of possession. It is safe for concurrent use.
 type Checker struct {
+	keys     keyCache
 	replay   ReplayStore
 	nonces   *Nonces
 	failOpen bool
@@ -209,7 +210,7 @@ func (c *Checker) checkDPoP(ctx context.Context, req Request, rawToken, jkt stri
 	if err != nil {
 		return err
 	}
-	pr, err := parseProof(raw, p.Algorithms)
+	pr, err := parseProof(raw, p.Algorithms, &c.keys)
 	if err != nil {
 		return err
 	}

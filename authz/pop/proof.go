@@ -33,7 +33,7 @@ type proofHeader struct {
 // parseProof checks a proof's form (RFC 9449 §4.3 steps 2–7): a compact JWS
 // with typ dpop+jwt, an allowed asymmetric alg, a public jwk fit for that alg
 // whose signature verifies, and the claims a proof must carry.
-func parseProof(raw string, algs []string) (*proof, *Error) {
+func parseProof(raw string, algs []string, keys *keyCache) (*proof, *Error) {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		return nil, invalidProof(ReasonMalformed, "the DPoP proof is not a compact JWS")
@@ -42,7 +42,7 @@ func parseProof(raw string, algs []string) (*proof, *Error) {
 	if err := decodeSegment(parts[0], &h); err != nil {
 		return nil, invalidProof(ReasonMalformed, "the DPoP proof's header is malformed")
 	}
-	key, perr := checkHeader(h, algs)
+	key, perr := checkHeader(h, algs, keys)
 	if perr != nil {
 		return nil, perr
 	}
@@ -67,7 +67,7 @@ func parseProof(raw string, algs []string) (*proof, *Error) {
 }
 
 // checkHeader checks typ, alg and jwk, and returns the proof's key.
-func checkHeader(h proofHeader, algs []string) (*publicKey, *Error) {
+func checkHeader(h proofHeader, algs []string, keys *keyCache) (*publicKey, *Error) {
 	if !strings.EqualFold(h.Typ, "dpop+jwt") {
 		return nil, invalidProof(ReasonTyp, "the DPoP proof's typ is not dpop+jwt")
 	}
@@ -80,7 +80,7 @@ func checkHeader(h proofHeader, algs []string) (*publicKey, *Error) {
 	if h.JWK == nil {
 		return nil, invalidProof(ReasonJWK, "the DPoP proof has no jwk header")
 	}
-	key, err := parseJWK(h.JWK)
+	key, err := keys.parse(h.JWK)
 	if err != nil {
 		return nil, invalidProof(ReasonJWK, "the DPoP proof's key is unusable: "+err.Error())
 	}
