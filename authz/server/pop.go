@@ -138,11 +138,22 @@ func popRequest(req *request.Request) pop.Request {
 	return pop.Request{
 		Method:      req.Method,
 		Scheme:      pop.RequestScheme(req.Header("x-forwarded-proto"), req.Scheme),
-		Authority:   req.Authority,
+		Authority:   authority(req),
 		Path:        req.Path,
 		Proofs:      req.Values("dpop"),
 		Certificate: req.Source.Certificate,
 	}
+}
+
+// authority is :authority, or host when the front end left it empty.
+func authority(req *request.Request) string {
+	if req.Authority != "" {
+		return req.Authority
+	}
+	if a := req.Header(":authority"); a != "" {
+		return a
+	}
+	return req.Header("host")
 }
 
 // deniedPoP answers a policy deny; without a token it challenges with DPoP
