@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/httpfront/proxytest"
+)
+
+// echoed is what the upstream saw of a request that got through.
+type echoed struct {
+	Method  string              `json:"method"`
+	Path    string              `json:"path"`
+	Headers map[string][]string `json:"headers"`
+}
+
+// echoUpstream is the service behind the proxy: it answers every request
+// with what it received.
+func echoUpstream(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.RequestURI(), Headers: r.Header})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// startHTTPMode runs tokenwise with the HTTP authorization listener on.
+func startHTTPMode(t *testing.T, edit ...func(*config.Config)) *harness {
+	t.Helper()
+	h := start(t, append([]func(*config.Config){func(c *config.Config) { c.HTTPAuthz.Address = "127.0.0.1:0" }}, edit...)...)
+	h.waitReady()
+	return h
+}
+
+// nginxConf is the example's configuration (examples/nginx) with the test's
+// addresses: auth_request to tokenwise with the original request in
+// X-Original-*, the claim headers copied upstream.
+func nginxConf(tokenwise, upstream string) string {
+	return fmt.Sprintf(`
+    location = /_tokenwise {
+      internal;
+      proxy_pass http://%s/check;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Method "";
+      proxy_set_header X-Forwarded-Uri "";
+      proxy_set_header X-Original-URL "";
+    }
+    location / {
+      auth_request /_tokenwise;
+      auth_request_set $tw_user_id $upstream_http_x_user_id;
+      auth_request_set $tw_scopes $upstream_http_x_scopes;
+      proxy_set_header X-User-Id $tw_user_id;
+      proxy_set_header X-Scopes $tw_scopes;
+      proxy_pass http://%s;
+    }`, tokenwise, strings.TrimPrefix(upstream, "http://"))
+}
+
+// caddySite is the example's site block (examples/caddy) with the test's addresses.
+func caddySite(tokenwise, upstream string) string {
+	return fmt.Sprintf(`	forward_auth %s {
+		uri /check
+		copy_headers X-User-Id X-Scopes
+	}
+	reverse_proxy %s`, tokenwise, strings.TrimPrefix(upstream, "http://"))
+}
+
+// proxied is one request through a proxy and what came of it.
+type proxied struct {
+	status   int
+	header   http.Header
+	body     string
+	upstream *echoed
+}
+
+func send(t *testing.T, base, method, path string, headers ...string) proxied {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "shop.test"
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	p := proxied{status: resp.StatusCode, header: resp.Header, body: string(body)}
+	if resp.StatusCode == 200 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		p.upstream = &echoed{}
+		if err := json.Unmarshal(body, p.upstream); err != nil {
+			t.Fatalf("upstream answer %q: %v", body, err)
+		}
+	}
+	return p
+}
+
+// TestRealProxiesEnforceTokenwise drives nginx and Caddy in front of an
+// upstream, with tokenwise answering their authorization requests over HTTP.
+func TestRealProxiesEnforceTokenwise(t *testing.T) {
+	proxies := []struct {
+		name  string
+		start func(t *testing.T, tokenwise, upstream string) *proxytest.Proxy
+		// otherStatus is what the client gets when tokenwise denies with a
+		// status other than 401/403: nginx turns it into a 500.
+		otherStatus int
+	}{
+		{"nginx", func(t *testing.T, tw, up string) *proxytest.Proxy {
+			return proxytest.StartNginx(t, nginxConf(tw, up))
+		}, 500},
+		{"caddy", func(t *testing.T, tw, up string) *proxytest.Proxy {
+			return proxytest.StartCaddy(t, caddySite(tw, up))
+		}, 402},
+	}
+	for _, px := range proxies {
+		t.Run(px.name, func(t *testing.T) {
+			h := startHTTPMode(t)
+			up := echoUpstream(t)
+			proxy := px.start(t, h.srv.HTTPAuthzAddr(), up.URL)
+			defer func() {
+				if t.Failed() {
+					t.Logf("%s logs:\n%s\ntokenwise logs:\n%s", px.name, proxy.Logs(), h.logs.String())
+				}
+			}()
+			good := h.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "scope": "orders:read"})
+			noScope := h.issuer.Mint(map[string]any{"sub": "bob", "aud": "orders-api"})
+			expired := h.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-10 * time.Minute).Unix()})
+
+			t.Run("valid token: the upstream gets the claim headers, never the client's", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/orders/7?view=full", "Authorization", "Bearer "+good, "X-User-Id", "mallory")
+				if p.status != 200 || p.upstream == nil {
+					t.Fatalf("status %d body %q", p.status, p.body)
+				}
+				if got := p.upstream.Headers["X-User-Id"]; len(got) != 1 || got[0] != "alice" {
+					t.Errorf("upstream x-user-id %q, want [alice]", got)
+				}
+				if got := p.upstream.Headers["X-Scopes"]; len(got) != 1 || got[0] != "orders:read" {
+					t.Errorf("upstream x-scopes %q", got)
+				}
+				if p.upstream.Path != "/orders/7?view=full" || p.upstream.Method != "GET" {
+					t.Errorf("upstream got %s %s", p.upstream.Method, p.upstream.Path)
+				}
+			})
+			t.Run("no token: 401 and the challenge", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/orders/7")
+				if p.status != 401 || p.header.Get("Www-Authenticate") != `Bearer realm="tokenwise"` || p.upstream != nil {
+					t.Fatalf("status %d www-authenticate %q", p.status, p.header.Get("Www-Authenticate"))
+				}
+			})
+			t.Run("expired token: 401 invalid_token", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/orders/7", "Authorization", "Bearer "+expired)
+				if p.status != 401 || !strings.Contains(p.header.Get("Www-Authenticate"), `error="invalid_token"`) {
+					t.Fatalf("status %d www-authenticate %q", p.status, p.header.Get("Www-Authenticate"))
+				}
+			})
+			t.Run("policy denies: 403", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/orders/7", "Authorization", "Bearer "+noScope)
+				if p.status != 403 || p.upstream != nil {
+					t.Fatalf("status %d body %q", p.status, p.body)
+				}
+				if px.name == "caddy" && !strings.Contains(p.header.Get("Www-Authenticate"), `error="insufficient_scope"`) {
+					t.Errorf("Caddy relays tokenwise's challenge: %q", p.header.Get("Www-Authenticate"))
+				}
+			})
+			t.Run("the method is the client's", func(t *testing.T) {
+				// The policy allows orders only for GET-able scopes; the one-time
+				// route counts uses whatever the method, so POST twice.
+				tok := h.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "jti": "pay-" + px.name})
+				if p := send(t, proxy.URL, "POST", "/pay", "Authorization", "Bearer "+tok); p.status != 200 || p.upstream == nil || p.upstream.Method != "POST" {
+					t.Fatalf("first use: status %d body %q", p.status, p.body)
+				}
+				if p := send(t, proxy.URL, "POST", "/pay", "Authorization", "Bearer "+tok); p.status != 401 {
+					t.Fatalf("second use of a one-time token: status %d", p.status)
+				}
+			})
+			t.Run("public route: no token, and a client's x-user-id is dropped", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/public/status", "X-User-Id", "mallory")
+				if p.status != 200 || p.upstream == nil {
+					t.Fatalf("status %d body %q", p.status, p.body)
+				}
+				for _, v := range p.upstream.Headers["X-User-Id"] {
+					if v != "" {
+						t.Errorf("upstream got the client's x-user-id %q", v)
+					}
+				}
+			})
+			t.Run("a client cannot name another path in forwarding headers", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/orders/7",
+					"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/public/x",
+					"X-Original-Method", "GET", "X-Original-URI", "/public/x", "X-Original-URL", "http://shop.test/public/x")
+				if p.status == 200 || p.upstream != nil {
+					t.Fatalf("spoofed forwarding headers let the request through: %d", p.status)
+				}
+			})
+			t.Run("a deny with another status", func(t *testing.T) {
+				p := send(t, proxy.URL, "GET", "/premium")
+				if p.status != px.otherStatus {
+					t.Fatalf("status %d, want %d", p.status, px.otherStatus)
+				}
+			})
+			if !strings.Contains(h.logs.String(), `"frontend":"http"`) {
+				t.Error("the decision log must say the HTTP front end answered")
+			}
+		})
+	}
+}
+
+// TestEnvoyStyleDirectRequests asks the listener as Envoy's http_service
+// does: the original request line behind path_prefix, no forwarding headers.
+func TestEnvoyStyleDirectRequests(t *testing.T) {
+	h := startHTTPMode(t, func(c *config.Config) { c.HTTPAuthz.PathPrefix = "/authz" })
+	base := "http://" + h.srv.HTTPAuthzAddr()
+	good := h.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "scope": "orders:read"})
+
+	p := send(t, base, "GET", "/authz/orders/1", "Authorization", "Bearer "+good, "X-User-Id", "mallory")
+	if p.status != 200 || p.body != "" || p.header.Get("X-User-Id") != "alice" || p.header.Get("X-Scopes") != "orders:read" {
+		t.Fatalf("allow: %d %q %v", p.status, p.body, p.header)
+	}
+	p = send(t, base, "GET", "/authz/public/x")
+	if p.status != 200 || p.header.Get("X-User-Id") != "" || p.header.Get("X-Envoy-Auth-Headers-To-Remove") != "x-user-id" {
+		t.Fatalf("public: %d %v", p.status, p.header)
+	}
+	p = send(t, base, "GET", "/authz/orders/1")
+	if p.status != 401 || p.header.Get("Www-Authenticate") != `Bearer realm="tokenwise"` ||
+		p.header.Get("Content-Type") != "application/json" || !strings.Contains(p.body, `"error":"unauthorized"`) {
+		t.Fatalf("deny: %d %v %q", p.status, p.header, p.body)
+	}
+	p = send(t, base, "GET", "/premium")
+	if p.status != 400 || !strings.Contains(p.body, "path prefix") {
+		t.Fatalf("outside the prefix: %d %q", p.status, p.body)
+	}
+	p = send(t, base, "GET", "/authz/premium")
+	if p.status != 402 || p.body != "pay first" || p.header.Get("X-Reason") != "unpaid" {
+		t.Fatalf("policy's own deny: %d %q %v", p.status, p.body, p.header)
+	}
+	resp, err := http.Get("http://" + h.srv.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `tokenwise_frontend_decisions_total{frontend="http",outcome="allow"} 2`) {
+		t.Errorf("metrics do not count the HTTP front end:\n%s", grep(string(metrics), "frontend"))
+	}
+}
+
+func grep(text, word string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
