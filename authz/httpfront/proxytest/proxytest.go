@@ -73,9 +73,10 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// StartNginx runs nginx with server as the body of its one server block: the test writes its
-// locations; the listener and the logs are set here.
-func StartNginx(t testing.TB, server string) *Proxy {
+// StartNginx runs nginx with the http block's body that conf returns for
+// the port it must listen on (upstream and server blocks); the process
+// settings, temp paths and logs are set here.
+func StartNginx(t testing.TB, conf func(port int) string) *Proxy {
 	t.Helper()
 	bin := Binary(t, "nginx")
 	dir := t.TempDir()
@@ -85,7 +86,7 @@ func StartNginx(t testing.TB, server string) *Proxy {
 		// Workers run as this user and must reach the temp directory.
 		user = "user root;\n"
 	}
-	conf := fmt.Sprintf(`%sworker_processes 1;
+	main := fmt.Sprintf(`%sworker_processes 1;
 error_log %[2]s/error.log info;
 pid %[2]s/nginx.pid;
 events { worker_connections 256; }
@@ -96,50 +97,50 @@ http {
   fastcgi_temp_path %[2]s/fastcgi;
   uwsgi_temp_path %[2]s/uwsgi;
   scgi_temp_path %[2]s/scgi;
-  server {
-    listen 127.0.0.1:%[3]d;
-    server_name shop.test;
-%[4]s
-  }
+%[3]s
 }
-`, user, dir, port, server)
+`, user, dir, conf(port))
 	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "-t", "-p", dir, "-c", path).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, conf)
+		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, main)
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", path, "-g", "daemon off;")
 	p := start(t, cmd, dir, port, filepath.Join(dir, "error.log"))
 	return p
 }
 
-// StartCaddy runs Caddy with site as the body of the one site block, which
-// listens on a free loopback port over plain HTTP; the admin API is off.
-func StartCaddy(t testing.TB, site string) *Proxy {
+// StartCaddy runs Caddy with the Caddyfile conf returns for its port (site
+// blocks; SiteAddress gives the address line), after global options that
+// turn off the admin API and automatic HTTPS.
+func StartCaddy(t testing.TB, conf func(port int) string) *Proxy {
 	t.Helper()
 	bin := Binary(t, "caddy")
 	dir := t.TempDir()
 	port := FreePort(t)
-	conf := fmt.Sprintf(`{
+	file := fmt.Sprintf(`{
 	admin off
 	auto_https off
 	storage file_system %[1]s/data
 }
 
-http://:%[2]d {
-	bind 127.0.0.1
-%[3]s
-}
-`, dir, port, site)
+%[2]s
+`, dir, conf(port))
 	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
 	return start(t, cmd, dir, port)
+}
+
+// SiteAddress is a Caddy site block's opening for a plain-HTTP site on the
+// loopback port, whatever Host the client names.
+func SiteAddress(port int) string {
+	return fmt.Sprintf("http://:%d {\n\tbind 127.0.0.1", port)
 }
 
 // start runs cmd and waits until its port accepts connections; the proxy
