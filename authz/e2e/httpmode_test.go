@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -266,4 +268,54 @@ func grep(text, word string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestTheHTTPAuthzListenerSpeaksMutualTLS: with http_authz.tls and a client
+// CA, only proxies with a certificate from that CA are answered.
+func TestTheHTTPAuthzListenerSpeaksMutualTLS(t *testing.T) {
+	serverCA, proxyCA := newCA(t, "server CA"), newCA(t, "proxy CA")
+	serverCert := serverCA.issue(t, "tokenwise", x509.ExtKeyUsageServerAuth)
+	dir := t.TempDir()
+	h := startHTTPMode(t, func(c *config.Config) {
+		c.HTTPAuthz.TLS = config.TLS{
+			CertFile:     writePEM(t, dir, "server.pem", serverCert.Certificate[0]),
+			KeyFile:      writeKey(t, dir, "server-key.pem", serverCert),
+			ClientCAFile: writePEM(t, dir, "proxy-ca.pem", proxyCA.cert.Raw),
+		}
+	})
+	client := func(cert *tls.Certificate) *http.Client {
+		roots := x509.NewCertPool()
+		roots.AddCert(serverCA.cert)
+		tc := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		if cert != nil {
+			tc.Certificates = []tls.Certificate{*cert}
+		}
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	}
+	url := "https://" + h.srv.HTTPAuthzAddr() + "/orders/1"
+	if resp, err := client(nil).Get(url); err == nil {
+		resp.Body.Close()
+		t.Fatal("a proxy without a certificate was answered")
+	}
+	resp, err := client(proxyCA.issue(t, "nginx", x509.ExtKeyUsageClientAuth)).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("Www-Authenticate") == "" {
+		t.Fatalf("status %d: want tokenwise's 401", resp.StatusCode)
+	}
+}
+
+// TestForwardedHeadersFromUntrustedPeersAreIgnored: with no trusted proxy, a
+// caller's X-Forwarded-Uri cannot move the Check to a public route.
+func TestForwardedHeadersFromUntrustedPeersAreIgnored(t *testing.T) {
+	h := startHTTPMode(t, func(c *config.Config) { c.HTTPAuthz.TrustedProxies = []string{} })
+	base := "http://" + h.srv.HTTPAuthzAddr()
+	if p := send(t, base, "GET", "/orders/1", "X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/public/x"); p.status != 401 {
+		t.Fatalf("status %d: the forwarded path was believed from an untrusted peer", p.status)
+	}
+	if p := send(t, base, "GET", "/public/x", "X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/orders/1"); p.status != 200 {
+		t.Fatalf("status %d: the request line is the request", p.status)
+	}
 }
