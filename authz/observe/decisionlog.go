@@ -25,6 +25,11 @@ type Entry struct {
 	Took   time.Duration
 	// Frontend says which front end answered: grpc or http ("": not logged).
 	Frontend string
+	// RateLimit names the limit the answer reports (the refusing one, or
+	// the one closest to exhaustion); "" when the request had none.
+	RateLimit string
+	// RateLimitRemaining is what that limit has left.
+	RateLimitRemaining int64
 }
 
 // DecisionLog writes one JSON line per Check.
@@ -55,6 +60,9 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)
 	attrs = appendNonEmpty(attrs, "jti", e.JTI)
+	if e.RateLimit != "" {
+		attrs = append(attrs, slog.String("rate_limit", e.RateLimit), slog.Int64("rate_limit_remaining", e.RateLimitRemaining))
+	}
 	if e.Status != 0 {
 		attrs = append(attrs, slog.Int("status", e.Status))
 	}
