@@ -61,6 +61,8 @@ type Result struct {
 	FloorP99us float64 `json:"floor_p99_us"`
 	// FloorChecksPerSec is the median throughput of the paired floor runs.
 	FloorChecksPerSec float64 `json:"floor_checks_per_sec"`
+	// FloorCPUSecPer1000 is CPUSecPer1000 of the paired floor runs.
+	FloorCPUSecPer1000 float64 `json:"floor_cpu_s_per_1000"`
 	// ServiceP99us (open loop only) is p99 counted from when each Check was
 	// sent rather than when it was due: without the wait to be sent.
 	ServiceP99us float64 `json:"service_p99_us,omitempty"`
@@ -104,6 +106,7 @@ func (r *runner) report() *Report {
 		res.Ratio, res.Ratios = median(ratios), ratios
 		res.FloorP99us = medianOf(fls, func(st runStats) float64 { return micros(st.percentile(0.99)) })
 		res.FloorChecksPerSec = medianOf(fls, runStats.throughput)
+		res.FloorCPUSecPer1000 = medianOf(fls, runStats.cpuPer1000)
 		res.FloorServiceP99us = medianOf(fls, servicePercentile(0.99))
 		rep.Scenarios = append(rep.Scenarios, res)
 	}
@@ -196,8 +199,8 @@ func (rep *Report) writeNotes(w io.Writer) {
 	}
 	for _, res := range rep.Scenarios {
 		if strings.HasPrefix(res.Scenario, "http-") {
-			notes = append(notes, fmt.Sprintf("%s: its floor is a no-op HTTP server driven by the same HTTP/1.1 keep-alive client (%.0f/s, p99 %s)",
-				res.Scenario, res.FloorChecksPerSec, us(res.FloorP99us)))
+			notes = append(notes, fmt.Sprintf("%s: its floor is a no-op HTTP server driven by the same HTTP/1.1 keep-alive client (%.0f/s, p99 %s, CPU s/1k %.3f)",
+				res.Scenario, res.FloorChecksPerSec, us(res.FloorP99us), res.FloorCPUSecPer1000))
 		}
 	}
 	for name, why := range rep.Skipped {
