@@ -319,3 +319,33 @@ func TestForwardedHeadersFromUntrustedPeersAreIgnored(t *testing.T) {
 		t.Fatalf("status %d: the request line is the request", p.status)
 	}
 }
+
+// TestThePolicyKnowsTheFrontEnd: input.version.ext_authz is "http" for a
+// Check that came over HTTP, and the input is otherwise the gRPC one.
+func TestThePolicyKnowsTheFrontEnd(t *testing.T) {
+	const rego = `package envoy.authz
+
+default allow := false
+
+allow if {
+	input.version.ext_authz == "http"
+	input.attributes.request.http.method == "DELETE"
+	input.attributes.request.http.headers[":authority"] == "shop.test"
+	input.attributes.request.http.host == "shop.test"
+	input.attributes.source.address.socketAddress.address == "198.51.100.7"
+	input.parsed_path == ["orders", "9"]
+	input.parsed_query.force == ["yes"]
+}
+`
+	h := startPolicy(t, rego, func(c *config.Config) { c.HTTPAuthz.Address = "127.0.0.1:0" })
+	h.waitReady()
+	base := "http://" + h.srv.HTTPAuthzAddr()
+	p := send(t, base, "GET", "/check", "X-Forwarded-Method", "DELETE", "X-Forwarded-Uri", "/orders/9?force=yes",
+		"X-Forwarded-Host", "shop.test", "X-Forwarded-Proto", "https", "X-Forwarded-For", "198.51.100.7")
+	if p.status != 200 {
+		t.Fatalf("the HTTP Check was denied (%d %s): the policy input differs", p.status, p.body)
+	}
+	if a := read(h.check(envoyRequest("DELETE", "/orders/9?force=yes", nil))); a.allowed {
+		t.Fatal("a gRPC Check must see ext_authz version grpc")
+	}
+}
