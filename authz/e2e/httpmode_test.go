@@ -349,3 +349,42 @@ allow if {
 		t.Fatal("a gRPC Check must see ext_authz version grpc")
 	}
 }
+
+// TestRateLimitsThroughRealProxies: Caddy relays tokenwise's 429 with
+// Retry-After; nginx's auth_request turns it into a 500, as the examples warn.
+func TestRateLimitsThroughRealProxies(t *testing.T) {
+	const rego = `package envoy.authz
+
+default allow := false
+
+allow := {"allowed": true, "rate_limits": [{"name": "per-address", "key": input.attributes.source.address.socketAddress.address, "requests": 1, "per": "1h"}]} if input.parsed_path == ["limited"]
+`
+	for _, px := range []struct {
+		name   string
+		start  func(t *testing.T, tw, up string) *proxytest.Proxy
+		status int
+	}{
+		{"nginx", func(t *testing.T, tw, up string) *proxytest.Proxy {
+			return proxytest.StartNginx(t, nginxExample(t, tw, up))
+		}, 500},
+		{"caddy", func(t *testing.T, tw, up string) *proxytest.Proxy {
+			return proxytest.StartCaddy(t, caddyExample(t, tw, up))
+		}, 429},
+	} {
+		t.Run(px.name, func(t *testing.T) {
+			h := startPolicy(t, rego, func(c *config.Config) { c.HTTPAuthz.Address = "127.0.0.1:0" })
+			h.waitReady()
+			proxy := px.start(t, h.srv.HTTPAuthzAddr(), echoUpstream(t).URL)
+			if p := send(t, proxy.URL, "GET", "/limited"); p.status != 200 || p.upstream == nil {
+				t.Fatalf("first request: %d %q", p.status, p.body)
+			}
+			p := send(t, proxy.URL, "GET", "/limited")
+			if p.status != px.status {
+				t.Fatalf("second request: %d, want %d\n%s", p.status, px.status, proxy.Logs())
+			}
+			if px.status == 429 && (p.header.Get("Retry-After") == "" || !strings.Contains(p.body, "rate_limited")) {
+				t.Errorf("Caddy must relay tokenwise's 429 whole: %v %q", p.header, p.body)
+			}
+		})
+	}
+}
