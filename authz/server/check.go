@@ -31,6 +31,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
 	"github.com/tokenwise/tokenwise/authz/request"
+	"github.com/tokenwise/tokenwise/authz/resource"
 	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
@@ -73,6 +74,8 @@ type Authorizer struct {
 	tracing  *observe.Tracing
 	log      *observe.DecisionLog
 	logger   *slog.Logger
+	// resource is RFC 9728 protected resource metadata (nil: off).
+	resource *resource.Metadata
 }
 
 // result is the outcome of one Check, kept for the answer, the log and the metrics.
@@ -90,14 +93,22 @@ type result struct {
 // Check runs the pipeline for one request. It never returns a gRPC error:
 // Envoy's failure_mode_allow would turn one into an allow. A panic becomes a
 // 500 deny and the server goes on serving.
-func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	start := time.Now()
+func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	req, err := grpcfront.Request(check)
 	if err != nil {
+		a.logger.Warn("check request refused", "error", err)
 		req = &request.Request{Frontend: request.FrontendGRPC, Headers: map[string]string{}}
+		bad := fail(answer.InternalError(err.Error()), "bad_check_request", 500)
+		return a.run(ctx, req, &bad).response, nil
 	}
+	return a.run(ctx, req, nil).response, nil
+}
+
+// run is one Check from either front end: its span, the pipeline (unless
+// pre already holds the answer), the decision log and the metrics.
+func (a *Authorizer) run(ctx context.Context, req *request.Request, pre *result) (r result) {
+	start := time.Now()
 	ctx, span := a.startCheckSpan(ctx, req)
-	var r result
 	defer func() {
 		if p := recover(); p != nil {
 			a.metrics.Panic()
@@ -106,20 +117,21 @@ func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (res
 		}
 		endCheckSpan(span, r)
 		a.record(ctx, req, r, time.Since(start))
-		resp = r.response
 	}()
-	if err != nil {
-		r = fail(answer.InternalError(err.Error()), "bad_check_request", 500)
-		a.logger.Warn("check request refused", "error", err)
-		return r.response, nil
+	if pre != nil {
+		return *pre
 	}
 	r = a.decide(ctx, req)
-	return r.response, nil
+	r.response = a.withResourceMetadata(r.response)
+	return r
 }
 
 // decide is the pipeline: source → verify → proof of possession → revoke →
 // policy → rate limit → use limit → answer.
 func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
+	if r, ok := a.metadataDocument(req); ok {
+		return r
+	}
 	raw, scheme, err := a.finder.FindScheme(req)
 	if err != nil {
 		return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
@@ -128,6 +140,9 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if raw != "" {
 		if tok, err = a.verify(ctx, raw); err != nil {
 			return invalidToken(err)
+		}
+		if err = a.resource.CheckAudience(tok); err != nil {
+			return withToken(invalidToken(err), tok)
 		}
 	}
 	if r, stop := a.proofOfPossession(ctx, req, scheme, raw, tok); stop {
@@ -362,6 +377,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		}
 	}()
 	a.metrics.Decision(r.outcome, r.label, took)
+	a.metrics.FrontendDecision(req.Frontend, r.outcome)
 	e := observe.Entry{
 		DecisionID: newID(),
 		RequestID:  req.Headers["x-request-id"],
@@ -371,6 +387,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		Status:     r.status,
 		Reason:     r.reason,
 		Took:       took,
+		Frontend:   req.Frontend,
 	}
 	e.RateLimit, e.RateLimitRemaining = r.rate.name, r.rate.remaining
 	if e.RequestID == "" {
