@@ -389,3 +389,35 @@ func TestAnIntrospectedTokenIsBoundByItsCnf(t *testing.T) {
 		t.Fatalf("a DPoP-bound opaque token with its proof: %+v", a)
 	}
 }
+
+// TestDPoPThroughTheHTTPFrontEnd: the same checks when the proxy asks over
+// HTTP, and X-Forwarded-Proto counts only from a trusted proxy.
+func TestDPoPThroughTheHTTPFrontEnd(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		h := startPolicy(t, popPolicy, func(c *config.Config) {
+			c.HTTPAuthz.Address = "127.0.0.1:0"
+			if !trusted {
+				c.HTTPAuthz.TrustedProxies = []string{}
+			}
+		})
+		h.waitReady()
+		base := "http://" + h.srv.HTTPAuthzAddr()
+		c := newDPoPClient(t, h)
+		// send names the host shop.test, as a proxy forwards the client's Host.
+		direct := c.proof(pop.ProofParams{URL: "http://shop.test/orders/1"})
+		p := send(t, base, "GET", "/orders/1?x=1", "Authorization", "DPoP "+c.token, "DPoP", direct)
+		if p.status != 200 || p.header.Get("X-Proof") != "dpop" {
+			t.Fatalf("trusted=%v: a valid proof over HTTP: %d %v %q", trusted, p.status, p.header, p.body)
+		}
+		p = send(t, base, "GET", "/orders/1", "Authorization", "Bearer "+c.token)
+		if p.status != 401 || !strings.Contains(p.header.Get("Www-Authenticate"), "bound to a DPoP key") {
+			t.Fatalf("trusted=%v: the downgrade over HTTP: %d %v", trusted, p.status, p.header)
+		}
+		// The client's request was https at the edge: only a trusted proxy may say so.
+		edge := c.proof(pop.ProofParams{URL: "https://shop.test/orders/1"})
+		p = send(t, base, "GET", "/orders/1", "Authorization", "DPoP "+c.token, "DPoP", edge, "X-Forwarded-Proto", "https")
+		if trusted && p.status != 200 || !trusted && (p.status != 401 || !strings.Contains(p.header.Get("Www-Authenticate"), "htu")) {
+			t.Fatalf("trusted=%v: X-Forwarded-Proto https: %d %v", trusted, p.status, p.header)
+		}
+	}
+}

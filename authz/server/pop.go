@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/tokenwise/tokenwise/authz/answer"
@@ -137,12 +138,23 @@ func (a *Authorizer) proofOfPossession(ctx context.Context, req *request.Request
 func popRequest(req *request.Request) pop.Request {
 	return pop.Request{
 		Method:      req.Method,
-		Scheme:      pop.RequestScheme(req.Header("x-forwarded-proto"), req.Scheme),
+		Scheme:      scheme(req),
 		Authority:   authority(req),
 		Path:        req.Path,
 		Proofs:      req.Values("dpop"),
 		Certificate: req.Source.Certificate,
 	}
+}
+
+// scheme is the scheme the client used. Over gRPC it is x-forwarded-proto,
+// which Envoy sets at the edge, else the request's. The HTTP front end has
+// already taken X-Forwarded-Proto from trusted proxies only, so its scheme
+// stands: a header from anyone else must not pick the htu.
+func scheme(req *request.Request) string {
+	if req.Frontend == request.FrontendHTTP {
+		return strings.ToLower(req.Scheme)
+	}
+	return pop.RequestScheme(req.Header("x-forwarded-proto"), req.Scheme)
 }
 
 // authority is :authority, or host when the front end left it empty.
