@@ -37,6 +37,8 @@ type document struct {
 	AuthorizationServers []string `json:"authorization_servers,omitempty"`
 	ScopesSupported      []string `json:"scopes_supported,omitempty"`
 	BearerMethods        []string `json:"bearer_methods_supported,omitempty"`
+	// DPoPAlgorithms are the DPoP proof algorithms some issuer accepts.
+	DPoPAlgorithms []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 // New builds the metadata from the configuration; nil (and no error) when
@@ -56,6 +58,7 @@ func New(c config.ResourceMetadata, issuers []config.Issuer, tok config.Token) (
 			doc.AuthorizationServers = append(doc.AuthorizationServers, is.Issuer)
 		}
 	}
+	doc.DPoPAlgorithms = dpopAlgorithms(issuers)
 	// RFC 9728 §2 names the ways a client may send the token; a cookie is none of them.
 	if tok.Header != "" {
 		doc.BearerMethods = append(doc.BearerMethods, "header")
@@ -69,6 +72,24 @@ func New(c config.ResourceMetadata, issuers []config.Issuer, tok config.Token) (
 	}
 	parsed, _ := url.Parse(u)
 	return &Metadata{resource: c.Resource, url: u, path: parsed.EscapedPath(), document: string(body)}, nil
+}
+
+// dpopAlgorithms is every algorithm a DPoP proof may use with some issuer,
+// in configuration order: tokenwise accepts DPoP-bound tokens from any issuer.
+func dpopAlgorithms(issuers []config.Issuer) []string {
+	var out []string
+	for _, is := range issuers {
+		algs := is.DPoPAlgorithms
+		if len(algs) == 0 {
+			algs = config.DefaultDPoPAlgorithms
+		}
+		for _, alg := range algs {
+			if !slices.Contains(out, alg) {
+				out = append(out, alg)
+			}
+		}
+	}
+	return out
 }
 
 // URL is the metadata URL RFC 9728 §3.1 derives from a resource

@@ -37,7 +37,7 @@ func TestDocumentAndServes(t *testing.T) {
 	if err := json.Unmarshal([]byte(m.Document()), &doc); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"authorization_servers":["https://idp-a.test/","https://idp-b.test"],"bearer_methods_supported":["header"],"resource":"https://api.test/mcp","scopes_supported":["tools:call"]}`
+	want := `{"authorization_servers":["https://idp-a.test/","https://idp-b.test"],"bearer_methods_supported":["header"],"dpop_signing_alg_values_supported":["ES256","ES384","ES512","PS256","PS384","PS512","EdDSA"],"resource":"https://api.test/mcp","scopes_supported":["tools:call"]}`
 	if b, _ := json.Marshal(doc); string(b) != want {
 		t.Errorf("document %s\nwant     %s", b, want)
 	}
@@ -59,7 +59,7 @@ func TestDocumentAndServes(t *testing.T) {
 		}
 	}
 	explicit, _ := New(config.ResourceMetadata{Resource: "https://api.test/", AuthorizationServers: []string{"https://as.test"}}, issuers, config.Token{})
-	if explicit.Document() != `{"resource":"https://api.test/","authorization_servers":["https://as.test"]}` {
+	if explicit.Document() != `{"resource":"https://api.test/","authorization_servers":["https://as.test"],"dpop_signing_alg_values_supported":["ES256","ES384","ES512","PS256","PS384","PS512","EdDSA"]}` {
 		t.Errorf("explicit servers: %s", explicit.Document())
 	}
 	if off, err := New(config.ResourceMetadata{}, issuers, config.Token{}); off != nil || err != nil || off.Serves("GET", "/.well-known/oauth-protected-resource") {
