@@ -125,9 +125,12 @@ func startPoP(t *testing.T, edit ...func(*config.Config)) *harness {
 func TestADPoPBoundTokenWithAFreshProofIsAllowed(t *testing.T) {
 	h := startPoP(t)
 	c := newDPoPClient(t, h)
-	a := read(h.check(envoyRequest("GET", "/orders/1?expand=1", c.request(c.proof(pop.ProofParams{})))))
-	if !a.allowed || a.headers["x-proof"] != "dpop" {
+	resp := h.check(envoyRequest("GET", "/orders/1?expand=1", c.request(c.proof(pop.ProofParams{}))))
+	if a := read(resp); !a.allowed || a.headers["x-proof"] != "dpop" {
 		t.Fatalf("a valid proof: %+v", a)
+	}
+	if added := resp.GetOkResponse().GetResponseHeadersToAdd(); len(added) != 0 {
+		t.Errorf("without dpop_nonce the answer carries %v", added)
 	}
 	// Behind a TLS edge: Envoy sets x-forwarded-proto, the proof names https.
 	req := c.request(c.proof(pop.ProofParams{URL: "https://SHOP.example.com:443/orders/./1"}))
@@ -350,8 +353,14 @@ func TestServerNonces(t *testing.T) {
 		!strings.HasPrefix(first.headers["www-authenticate"], `DPoP realm="tokenwise", error="use_dpop_nonce"`) {
 		t.Fatalf("a proof without the nonce: %+v", first)
 	}
-	if r := read(a.check(envoyRequest("GET", "/orders/1", c.request(c.proof(pop.ProofParams{Nonce: nonce}))))); !r.allowed {
+	resp := a.check(envoyRequest("GET", "/orders/1", c.request(c.proof(pop.ProofParams{Nonce: nonce}))))
+	if r := read(resp); !r.allowed {
 		t.Fatalf("the retry with the nonce: %+v", r)
+	}
+	// The allowed answer hands the client the current nonce for its next proof.
+	added := resp.GetOkResponse().GetResponseHeadersToAdd()
+	if len(added) != 1 || added[0].GetHeader().GetKey() != "dpop-nonce" || added[0].GetHeader().GetValue() == "" {
+		t.Fatalf("an allowed DPoP answer lacks DPoP-Nonce: %v", added)
 	}
 	// Another replica with the same secret accepts the nonce.
 	cb := &dpopClient{t: t, key: c.key, token: b.issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "cnf": map[string]any{"jkt": mustThumb(t, c.key)}})}

@@ -123,6 +123,7 @@ func (a *Authorizer) run(ctx context.Context, req *request.Request, pre *result)
 	}
 	r = a.decide(ctx, req)
 	r.response = a.withResourceMetadata(r.response)
+	r.response = a.withDPoPNonce(r)
 	return r
 }
 

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"sync"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/tokenwise/tokenwise/authz/answer"
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/policy"
@@ -176,6 +180,25 @@ func (a *Authorizer) deniedPoP(d policy.Decision, tok *verify.Token) result {
 		r.response = answer.DeniedChallenge(d, false, a.pop.noToken)
 	}
 	return r
+}
+
+// withDPoPNonce gives an allowed request with a DPoP-bound token the current
+// server nonce in DPoP-Nonce when its issuer demands nonces (RFC 9449 §8.2),
+// so a client moves to the next nonce before its own expires instead of
+// paying a 401 and a retry.
+func (a *Authorizer) withDPoPNonce(r result) *authv3.CheckResponse {
+	ok := r.response.GetOkResponse()
+	if ok == nil || r.token == nil || a.pop == nil || !a.pop.policy(r.token.Issuer).Nonce ||
+		pop.ProofKind(r.token.Claims["cnf"]) != pop.ProofDPoP {
+		return r.response
+	}
+	if nonce := a.pop.checker.Nonce(); nonce != "" {
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{
+			Header: &corev3.HeaderValue{Key: answer.DPoPNonceHeader, Value: nonce},
+			Append: wrapperspb.Bool(false),
+		})
+	}
+	return r.response
 }
 
 // proofOf is the proof a token's binding called for, for the decision log.
