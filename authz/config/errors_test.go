@@ -112,7 +112,7 @@ func TestRelativePathsAreRelativeToTheFile(t *testing.T) {
 	writeConfig(t, path, `grpc:
   tls: {cert_file: certs/tls.pem, key_file: certs/tls-key.pem, client_ca_file: /abs/ca.pem}
 policy:
-  paths: [policies/, ../shared-rego, /opt/rego]
+  paths: [policies/, ../common-rego, /opt/rego]
 admin:
   client_ca_file: admin-ca.pem
 `)
@@ -121,7 +121,7 @@ admin:
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "conf")
-	wantPaths := []string{filepath.Join(conf, "policies"), filepath.Join(dir, "shared-rego"), "/opt/rego"}
+	wantPaths := []string{filepath.Join(conf, "policies"), filepath.Join(dir, "common-rego"), "/opt/rego"}
 	if strings.Join(c.Policy.Paths, "|") != strings.Join(wantPaths, "|") {
 		t.Errorf("policy.paths = %q, want %q", c.Policy.Paths, wantPaths)
 	}
