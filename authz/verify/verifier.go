@@ -150,7 +150,7 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 	keys := &keySource{
 		name: cfg.Name, url: cfg.JWKSURL, disc: newDiscovery(cfg, client), algs: cfg.Algorithms, client: client,
 		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
-		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
+		metrics: m, log: log, now: time.Now, ctx: ctx, wg: &v.wg, store: store, kf: kf,
 	}
 	return &issuer{cfg: cfg, algs: algs, validator: newValidator(cfg), keys: keys}, nil
 }
