@@ -338,7 +338,7 @@ func TestDockerfileIsStaticAndNonRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "./cmd/tokenwise", "USER 65532:65532", ":nonroot"} {
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/tokenwise", "USER 65532:65532", ":nonroot", "-X main.version=${VERSION}"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
