@@ -73,8 +73,10 @@ server would, and print the CheckResponse (protojson) on stdout.
 
 The decision log line, with its reason, goes to stderr, as do the process
 log (a JWKS that does not load is named with its cause) and a note of the
-use limit an allowed decision carried. Use limits are counted in memory for
-this one run only. --log-level debug also shows the policy's print() output.`,
+use limit an allowed decision carried. An allowed use is counted in the
+configured use_limits store, as a real Check would count it (with store:
+redis, in the shared Redis). --log-level debug also shows the policy's
+print() output.`,
 		Example: `  tokenwise check --config tokenwise.yaml --request req.json
   tokenwise check --config tokenwise.yaml --request req.json --log-level debug 2>decision.log`,
 		Args: cobra.NoArgs,
