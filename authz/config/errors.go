@@ -220,10 +220,42 @@ func unknownKey(k *yaml.Node, path string, fields map[string]reflect.Type) error
 	msg := fmt.Sprintf("unknown key %q", k.Value)
 	if near := nearest(k.Value, known); len(near) > 0 {
 		msg += "; did you mean " + strings.Join(near, " or ") + "?"
+	} else if homes := keyHomes(reflect.TypeFor[Config](), "", k.Value); len(homes) > 0 {
+		msg += "; it belongs under " + strings.Join(homes, " or ")
 	} else {
 		msg += "; known keys here: " + strings.Join(known, ", ")
 	}
 	return &FieldError{Path: join(path, k.Value), Line: k.Line, Msg: msg}
+}
+
+// keyHomes lists where key is known in the file, as YAML paths of its
+// parent ("issuers[]"), for a key written at the wrong level.
+func keyHomes(t reflect.Type, path, key string) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		if t.Kind() == reflect.Slice {
+			path += "[]"
+		} else if t.Kind() == reflect.Map {
+			return nil // a map's keys are the user's own
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == durationType {
+		return nil
+	}
+	fields := yamlFields(t)
+	var homes []string
+	if _, ok := fields[key]; ok && path != "" {
+		homes = append(homes, path)
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		homes = append(homes, keyHomes(fields[name], join(path, name), key)...)
+	}
+	return homes
 }
 
 // nearest returns the known keys closest to key: within an edit distance
