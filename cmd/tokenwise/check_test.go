@@ -57,3 +57,15 @@ func TestCheckNamesAJWKSThatDoesNotLoad(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 }
+
+// serve logs the risky settings validate warns about, and starts anyway.
+func TestServeLogsWarnings(t *testing.T) {
+	dir := project(t, verifytest.NewIssuer(t), allowAlice)
+	config := filepath.Join(dir, "tokenwise.yaml")
+	writeFile(t, config, readFile(t, config)+"use_limits: {on_store_error: allow}\n")
+	p := startProcess(t, dir, "serve", "--config", "tokenwise.yaml")
+	logs := p.waitLog(t, "readiness changed")
+	if !strings.Contains(logs, `"msg":"risky configuration"`) || !strings.Contains(logs, "use_limits.on_store_error: allow") {
+		t.Fatalf("no warning logged:\n%s", logs)
+	}
+}
