@@ -81,6 +81,12 @@ func checkStruct(n *yaml.Node, t reflect.Type, path string) error {
 	fields := yamlFields(t)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.ShortTag() == "!!merge" { // <<: *defaults merges another mapping's keys here
+			if err := checkMerge(v, t, path); err != nil {
+				return err
+			}
+			continue
+		}
 		ft, ok := fields[k.Value]
 		if !ok {
 			return unknownKey(k, path, fields)
@@ -90,6 +96,23 @@ func checkStruct(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	}
 	return nil
+}
+
+// checkMerge checks the mapping (or list of mappings) a merge key names
+// as keys of t.
+func checkMerge(v *yaml.Node, t reflect.Type, path string) error {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind == yaml.SequenceNode {
+		for _, c := range v.Content {
+			if err := checkMerge(c, t, path); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return checkStruct(v, t, path)
 }
 
 func checkSlice(n *yaml.Node, t reflect.Type, path string) error {
@@ -128,7 +151,7 @@ func checkScalar(n *yaml.Node, t reflect.Type, path string) error {
 	var want string
 	switch t.Kind() {
 	case reflect.Bool:
-		if tag != "!!bool" {
+		if tag != "!!bool" && !(n.Style == 0 && slices.Contains(yaml11Bools, n.Value)) {
 			want = "true or false"
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -149,6 +172,9 @@ func checkScalar(n *yaml.Node, t reflect.Type, path string) error {
 	}
 	return nil
 }
+
+// yaml11Bools are the YAML 1.1 spellings yaml.v3 still decodes into a bool field.
+var yaml11Bools = []string{"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"}
 
 // checkDuration requires a Go duration with its unit: a bare number is the
 // common mistake (seconds? milliseconds?), so it is named as such.

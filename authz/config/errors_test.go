@@ -47,6 +47,39 @@ func TestFaultsInTheUsersWords(t *testing.T) {
 	}
 }
 
+// YAML 1.1 booleans still decode into a bool, as yaml.v3 allows.
+func TestYAML11Booleans(t *testing.T) {
+	c, err := Parse([]byte("grpc: {reflection: off}\nforward: {remove_authorization: yes}\n"))
+	if err != nil || c.GRPC.ReflectionEnabled() || !c.Forward.RemoveAuthorization {
+		t.Fatalf("%v %+v", err, c)
+	}
+}
+
+// Anchors, aliases and merge keys work, and merged keys are checked too.
+func TestMergeKeys(t *testing.T) {
+	c, err := Parse([]byte(`x-defaults: &defaults {leeway: 10s, audiences: [api]}
+issuers:
+  - {<<: *defaults, name: a, issuer: https://a/, jwks_url: https://a/jwks}
+`))
+	if err == nil {
+		t.Fatalf("an unknown top-level key passed: %+v", c)
+	}
+	c, err = Parse([]byte(`issuers:
+  - &first {name: a, issuer: https://a/, jwks_url: https://a/jwks, leeway: 10s, audiences: [api]}
+  - {<<: *first, name: b, issuer: https://b/}
+`))
+	if err != nil || c.Issuers[1].Leeway != 10*time.Second || c.Issuers[1].Audiences[0] != "api" || c.Issuers[1].Name != "b" {
+		t.Fatalf("merge: %v %+v", err, c)
+	}
+	_, err = Parse([]byte(`issuers:
+  - &first {name: a, issuer: https://a/, jwks_url: https://a/jwks, leeway: 10s}
+  - {<<: [*first, {audience: x}], name: b, issuer: https://b/}
+`))
+	if err == nil || !strings.Contains(err.Error(), "did you mean audiences?") {
+		t.Fatalf("a merged typo: %v", err)
+	}
+}
+
 func TestLoadNamesFileAndPath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokenwise.yaml")
 	writeConfig(t, path, "issuers:\n  - {name: corp, issuer: https://i/, jwks_url: https://i/jwks, audience: x}\n")
