@@ -26,8 +26,10 @@ type prepared struct {
 	// content does not swap or count.
 	digest [32]byte
 	files  []string
-	// queryUndefined is set when no rule or data document defines the query.
+	// queryUndefined is set when no rule or data document defines the
+	// query; rules then lists the rules that are defined, for the message.
 	queryUndefined bool
+	rules          []string
 }
 
 // load reads and compiles the policy paths into a prepared query.
@@ -65,11 +67,12 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	undefined := e.queryUndefined(result)
-	if undefined {
+	p := &prepared{query: pq, digest: digest, files: files}
+	if e.queryUndefined(result) {
 		e.log.Warn("no rule or data defines the policy query; every Check will be denied", "query", e.cfg.Query)
+		p.queryUndefined, p.rules = true, ruleRefs(result)
 	}
-	return &prepared{query: pq, digest: digest, files: files, queryUndefined: undefined}, nil
+	return p, nil
 }
 
 // loadFiles runs OPA's loader: .rego modules and .json/.yaml data, the data

@@ -1,6 +1,12 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/loader"
+)
 
 // CheckQuery reports, as an error naming the query, when no rule or data
 // document of the loaded policy defines policy.query: every Check would be
@@ -10,13 +16,29 @@ func (e *Engine) CheckQuery() error {
 	if p == nil || !p.queryUndefined {
 		return nil
 	}
-	return fmt.Errorf("policy.query %s: no rule or data in %s defines it; every Check would fail (check the package name and rule name)",
-		e.cfg.Query, joinPaths(e.cfg.Paths))
+	msg := fmt.Sprintf("policy.query %s: no rule or data in %s defines it; every Check would fail", e.cfg.Query, strings.Join(e.cfg.Paths, ", "))
+	if len(p.rules) > 0 {
+		shown := p.rules[:min(len(p.rules), 8)]
+		msg += " (the policies define " + strings.Join(shown, ", ")
+		if len(p.rules) > len(shown) {
+			msg += ", ..."
+		}
+		msg += ")"
+	}
+	return fmt.Errorf("%s", msg)
 }
 
-func joinPaths(paths []string) string {
-	if len(paths) == 1 {
-		return paths[0]
+// ruleRefs lists the rules the modules define, as data references, sorted.
+func ruleRefs(result *loader.Result) []string {
+	var refs []string
+	for _, m := range result.Modules {
+		for _, r := range m.Parsed.Rules {
+			ref := m.Parsed.Package.Path.Extend(r.Head.Ref().GroundPrefix()).String()
+			if !slices.Contains(refs, ref) {
+				refs = append(refs, ref)
+			}
+		}
 	}
-	return fmt.Sprint(paths)
+	slices.Sort(refs)
+	return refs
 }
