@@ -141,7 +141,9 @@ func dev(ctx context.Context, o *overrides, stdout, stderr io.Writer) error {
 	defer os.RemoveAll(tmp)
 	return runServer(ctx, cfg, opts, func(s *server.Server) {
 		go func() {
-			if waitUntilReady(ctx, s, 30*time.Second) {
+			// The dev issuer's keys load at once; another issuer's may not,
+			// so the banner waits a bounded time and then says so.
+			if waitUntilReady(ctx, s, 10*time.Second) {
 				printQuickStart(ctx, stdout, iss, s, tmp, policyDesc)
 			}
 		}()
@@ -220,10 +222,15 @@ func printQuickStart(ctx context.Context, w io.Writer, iss *devissuer.Issuer, s 
 	grpcurl := "grpcurl -plaintext -d @ " + s.GRPCAddr() + " envoy.service.auth.v3.Authorization/Check < "
 	lines := []string{
 		"tokenwise dev is ready (development issuer, " + policyDesc + "; keys vanish when it stops).",
+	}
+	if !s.Ready() {
+		lines = append(lines, "Not every issuer's keys have loaded yet: their tokens get 503 until they do (see the jwks log lines).")
+	}
+	lines = append(lines,
 		"",
-		"gRPC (ext_authz v3):  " + s.GRPCAddr(),
-		"operations:           http://" + s.HTTPAddr() + "  (/healthz /readyz /metrics)",
-		"issuer:               http://" + s.HTTPAddr() + devIssuerPath + "  (discovery: " + devIssuerPath + config.DiscoveryPath + ")",
+		"gRPC (ext_authz v3):  "+s.GRPCAddr(),
+		"operations:           http://"+s.HTTPAddr()+"  (/healthz /readyz /metrics)",
+		"issuer:               http://"+s.HTTPAddr()+devIssuerPath+"  (discovery: "+devIssuerPath+config.DiscoveryPath+")",
 		"",
 		"A token for alice with scope orders:read, valid for an hour:",
 		"",
@@ -231,7 +238,7 @@ func printQuickStart(ctx context.Context, w io.Writer, iss *devissuer.Issuer, s 
 		"",
 		"Ask tokenwise as Envoy would, GET /orders/42 (grpcurl: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4):",
 		"",
-	}
+	)
 	for _, ex := range examples {
 		lines = append(lines, "  "+ex.title+": "+ex.got, "    "+grpcurl+filepath.Join(dir, ex.file), "")
 	}
