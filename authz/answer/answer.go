@@ -27,6 +27,7 @@ const (
 	ErrInvalidToken      = "invalid_token"
 	ErrInsufficientScope = "insufficient_scope"
 	errUnauthorized      = "unauthorized"
+	errAccessDenied      = "access_denied"
 	errServer            = "server_error"
 	errUnavailable       = "temporarily_unavailable"
 )
@@ -106,20 +107,32 @@ func InvalidToken(description string) *authv3.CheckResponse {
 
 // Denied answers a policy that denied. Without a token it is 401 with a
 // bare challenge (RFC 6750 §3.1: no error code when no credentials were
-// sent); with a valid token it is 403 insufficient_scope. The policy's
-// http_status, headers and body override these defaults.
+// sent); with a valid token it is 403 insufficient_scope. A policy's own
+// http_status replaces the status, and the challenge goes with it only
+// where it is true: insufficient_scope on a 403 with a token, the bare
+// challenge on a 401 (RFC 9110 §15.5.2 requires one), and none on any other
+// status (a 422 saying "insufficient_scope" sends a client hunting for a
+// scope it has). The policy's headers, which may set their own
+// WWW-Authenticate, and body override these defaults.
 func Denied(d policy.Decision, hadToken bool) *authv3.CheckResponse {
-	status, code, www, errCode := typev3.StatusCode_Unauthorized, codes.Unauthenticated, challenge("", ""), errUnauthorized
-	description := d.Reason
+	status := typev3.StatusCode_Unauthorized
 	if hadToken {
-		status, code, www, errCode = typev3.StatusCode_Forbidden, codes.PermissionDenied, challenge(ErrInsufficientScope, d.Reason), ErrInsufficientScope
-	} else if description == "" {
-		description = "a bearer token is required"
+		status = typev3.StatusCode_Forbidden
 	}
 	if d.HTTPStatus != 0 {
 		status = typev3.StatusCode(d.HTTPStatus)
 	}
-	return deny(status, code, www, errCode, description, d)
+	description := d.Reason
+	switch {
+	case status == typev3.StatusCode_Forbidden && hadToken:
+		return deny(status, codes.PermissionDenied, challenge(ErrInsufficientScope, description), ErrInsufficientScope, description, d)
+	case status == typev3.StatusCode_Unauthorized:
+		if description == "" && !hadToken {
+			description = "a bearer token is required"
+		}
+		return deny(status, codes.Unauthenticated, challenge("", ""), errUnauthorized, description, d)
+	}
+	return deny(status, codes.PermissionDenied, "", errAccessDenied, description, d)
 }
 
 // Unavailable is 503 without a challenge: tokenwise could not do its job,

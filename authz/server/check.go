@@ -85,6 +85,7 @@ type result struct {
 	reason string
 	status int
 	rate   rateNote // the rate limit the answer reports, if any
+	uses   int64    // the use limit an allowing decision counted against (0: none)
 }
 
 // Check runs the pipeline for one request. It never returns a gRPC error:
@@ -158,7 +159,8 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if r, stop := a.useLimit(ctx, tok, d); stop {
 		return withToken(r, tok)
 	}
-	return withRate(result{response: answer.Allow(d, a.upstream(tok)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}, rl.rate)
+	allowed := result{response: answer.Allow(d, a.upstream(tok)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed"), uses: d.MaxUses}
+	return withRate(allowed, rl.rate)
 }
 
 // verify is the verification stage in its own span.

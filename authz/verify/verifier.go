@@ -182,7 +182,7 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 	keys := &keySource{
 		name: cfg.Name, url: cfg.JWKSURL, algs: cfg.Algorithms, client: client,
 		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
-		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
+		metrics: m, log: log, now: time.Now, ctx: ctx, wg: &v.wg, store: store, kf: kf,
 	}
 	if cfg.DiscoveryEndpoint() != "" {
 		keys.disc = disc // the keys' URL is discovered, not configured
