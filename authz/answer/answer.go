@@ -146,6 +146,12 @@ func Unavailable(description string) *authv3.CheckResponse {
 	return deny(typev3.StatusCode_ServiceUnavailable, codes.Unavailable, "", errUnavailable, description, policy.Decision{})
 }
 
+// PayloadTooLarge is 413 without a challenge: the request body is too large
+// or too complex for the policy to read (the credentials are not at fault).
+func PayloadTooLarge(description string) *authv3.CheckResponse {
+	return deny(typev3.StatusCode_PayloadTooLarge, codes.InvalidArgument, "", ErrInvalidRequest, description, policy.Decision{})
+}
+
 // InternalError is 500: the policy failed or tokenwise itself did.
 // It is a deny, never a gRPC error, which failure_mode_allow would let through.
 func InternalError(description string) *authv3.CheckResponse {

@@ -133,6 +133,9 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 		return withToken(r, tok)
 	}
 	d, err := a.decidePolicy(ctx, req, tok)
+	if errors.Is(err, policy.ErrBodyTooComplex) {
+		return withToken(fail(answer.PayloadTooLarge("the request body is too complex to authorize"), "body_too_complex", 413), tok)
+	}
 	if err != nil { // the engine has logged why
 		return withToken(fail(answer.InternalError("policy evaluation failed"), "policy_error", 500), tok)
 	}
