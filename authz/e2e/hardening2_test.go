@@ -423,7 +423,15 @@ allow if {
 allow if input.parsed_path[0] == "fast"
 `, func(c *config.Config) { c.Policy.Timeout = 100 * time.Millisecond })
 	h.waitReady()
-	if a := read(h.check(envoyRequest("GET", "/slow", nil))); a.allowed || a.status != 500 {
+	// The client waits far longer than policy.timeout: the answer must come
+	// from tokenwise's own deadline, as a deny, not from the caller giving up.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := h.client.Check(ctx, envoyRequest("GET", "/slow", nil))
+	if err != nil {
+		t.Fatalf("a runaway policy: gRPC error %v", err)
+	}
+	if a := read(resp); a.allowed || a.status != 500 {
 		t.Fatalf("a runaway policy: %+v", a)
 	}
 	if a := read(h.check(envoyRequest("GET", "/fast", nil))); !a.allowed {
