@@ -207,7 +207,7 @@ func headerToken(values []string) (Found, bool, error) {
 // (an upstream may accept a tab); anything else right after the scheme
 // ("Bearer:x") makes the credential malformed rather than another scheme.
 func credential(v string) (scheme, token string, mine bool, err error) {
-	v = strings.TrimFunc(v, isSpace)
+	v = trimSpace(v)
 	end := 0
 	for end < len(v) && isTChar(v[end]) {
 		end++
@@ -224,7 +224,7 @@ func credential(v string) (scheme, token string, mine bool, err error) {
 	if rest != "" && !isSpace(rune(rest[0])) {
 		return scheme, "", true, errors.New("the " + scheme + " credentials are malformed")
 	}
-	token = strings.TrimFunc(rest, isSpace)
+	token = trimSpace(rest)
 	if token == "" {
 		return scheme, "", true, errors.New("the " + scheme + " credentials are empty")
 	}
@@ -242,6 +242,17 @@ func isSpace(r rune) bool {
 		return true
 	}
 	return false
+}
+
+// trimSpace trims isSpace bytes from both ends of s.
+func trimSpace(s string) string {
+	for s != "" && isSpace(rune(s[0])) {
+		s = s[1:]
+	}
+	for s != "" && isSpace(rune(s[len(s)-1])) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // isTChar reports whether c is an RFC 9110 tchar, the characters of a token
@@ -275,13 +286,18 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < len(body); i++ {
-		c := body[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
+		if !b64Chars[body[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// b64Chars are the characters of a b64token before its "=" padding; a
+// table, since every Check runs the whole token through it.
+var b64Chars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/") {
+		t[c] = true
+	}
+	return t
+}()
