@@ -251,7 +251,7 @@ func (a *Authorizer) upstream(req *request.Request, tok *verify.Token, found sou
 	}
 	switch found.Where {
 	case source.Header:
-		up.Remove = append(up.Remove, a.tokenHdr)
+		up.Remove = append(up.Remove, found.Header)
 	case source.Cookie:
 		if rest, keep := a.finder.CookieHeaderWithout(req); keep {
 			up.Set = append(up.Set, policy.Header{Name: "cookie", Value: rest})

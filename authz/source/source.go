@@ -74,6 +74,8 @@ type Found struct {
 	Scheme string
 	// Where is the source the token came from.
 	Where Where
+	// Header is the lowercase name of the header it was in (Where == Header).
+	Header string
 	// QueryKeys are the query parameter names, as the request spelled them,
 	// that carried the token (Where == Query), for removal upstream.
 	QueryKeys []string
@@ -85,14 +87,24 @@ type Found struct {
 
 // Finder finds tokens in requests according to a token configuration.
 type Finder struct {
-	header string
-	cookie string
-	query  string
+	// headers are the configured header and, when that is another one,
+	// Authorization too: an upstream may read a Bearer token there whatever
+	// tokenwise is configured to read, so one there is a token like any other.
+	headers []string
+	cookie  string
+	query   string
 }
 
 // New returns a Finder for cfg.
 func New(cfg config.Token) *Finder {
-	return &Finder{header: strings.ToLower(cfg.Header), cookie: cfg.Cookie, query: cfg.QueryParameter}
+	f := &Finder{cookie: cfg.Cookie, query: cfg.QueryParameter}
+	if h := strings.ToLower(cfg.Header); h != "" {
+		f.headers = append(f.headers, h)
+	}
+	if !slices.Contains(f.headers, "authorization") {
+		f.headers = append(f.headers, "authorization")
+	}
+	return f
 }
 
 // Find returns the request's token and where it was; Found.Token is "" when
@@ -108,12 +120,13 @@ func (f *Finder) Find(req *request.Request) (Found, error) {
 		}
 		n++
 	}
-	if f.header != "" {
-		fd, ok, err := headerToken(req.Values(f.header))
+	for _, name := range f.headers {
+		fd, ok, err := headerToken(req.Values(name))
 		if err != nil {
 			return Found{}, err
 		}
 		if ok {
+			fd.Header = name
 			add(fd)
 		}
 	}

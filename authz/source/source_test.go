@@ -35,6 +35,7 @@ func TestFind(t *testing.T) {
 	all := New(config.Token{Header: "authorization", Cookie: "session", QueryParameter: "access_token"})
 	headerOnly := New(config.Token{Header: "authorization"})
 	cookieOnly := New(config.Token{Cookie: "session"})
+	customHeader := New(config.Token{Header: "X-Token"})
 	const badRequest, badToken = "400", "401"
 	cases := []struct {
 		name   string
@@ -87,6 +88,9 @@ func TestFind(t *testing.T) {
 		{"header plus query with a bad escape", all, checkReq("/x?%zz&access_token="+jwt, map[string]string{"authorization": "Bearer " + jwt}), "", badRequest},
 		{"header plus cookie", all, checkReq("/x", map[string]string{"authorization": "Bearer " + jwt, "cookie": "session=" + jwt}), "", badRequest},
 		{"nil request", headerOnly, &authv3.CheckRequest{}, "", ""},
+		{"cookie source, bearer beside it", cookieOnly, checkReq("/", map[string]string{"authorization": "Bearer " + jwt, "cookie": "session=" + jwt}), "", badRequest},
+		{"custom header, bearer in authorization too", customHeader, checkReq("/", map[string]string{"authorization": "Bearer " + jwt, "x-token": "Bearer " + jwt}), "", badRequest},
+		{"custom header", customHeader, checkReq("/", map[string]string{"x-token": "Bearer " + jwt, "authorization": "Basic dTpw"}), jwt, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,7 +117,7 @@ func TestFind(t *testing.T) {
 func TestFoundSays(t *testing.T) {
 	all := New(config.Token{Header: "authorization", Cookie: "session", QueryParameter: "access_token"})
 	got, _ := all.Find(toRequest(checkReq("/", map[string]string{"authorization": "dpop " + jwt})))
-	if got.Where != Header || got.Scheme != SchemeDPoP {
+	if got.Where != Header || got.Scheme != SchemeDPoP || got.Header != "authorization" {
 		t.Errorf("DPoP header: %+v", got)
 	}
 	got, _ = all.Find(toRequest(checkReq("/", map[string]string{"cookie": "session=" + jwt})))
