@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/tokenwise/tokenwise/authz/grpcfront"
 	"github.com/tokenwise/tokenwise/authz/request"
@@ -119,6 +120,13 @@ func TestLibraryThroughEngine(t *testing.T) {
 	if d := ask("data.tokenwise.library.tenant.allow", "GET", "/tenants/globex/x", member); d.Allowed || d.HTTPStatus != 403 {
 		t.Errorf("tenant: %+v, want 403", d)
 	}
+
+	// The rate-limit library's limits pass tokenwise's own validation.
+	member.Claims["sub"] = "alice"
+	d = ask("data.tokenwise.library.ratelimits.allow", "GET", "/orders", member)
+	if !d.Allowed || len(d.RateLimits) != 2 || d.RateLimits[0].Name != "per-user" || d.RateLimits[0].Burst != 20 || d.RateLimits[1].Per != 24*time.Hour {
+		t.Errorf("ratelimits: %+v, want per-user and tenant-quota", d)
+	}
 }
 
 // TestEveryLibraryPolicyHasTests keeps the library honest: each package
@@ -136,7 +144,7 @@ func TestEveryLibraryPolicyHasTests(t *testing.T) {
 	for r := range ch {
 		ran[r.Package]++
 	}
-	for _, pkg := range []string{"tokenwise.library.stepup_test", "tokenwise.library.tenant_test", "tokenwise.library.downloads_test"} {
+	for _, pkg := range []string{"tokenwise.library.stepup_test", "tokenwise.library.tenant_test", "tokenwise.library.downloads_test", "tokenwise.library.ratelimits_test"} {
 		if ran["data."+pkg] < 5 {
 			t.Errorf("%s ran %d tests, want at least 5 (ran: %v)", pkg, ran["data."+pkg], ran)
 		}

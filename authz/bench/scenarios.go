@@ -55,6 +55,8 @@ var scenarios = []*scenario{
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200},
 	{name: "one-time-redis", desc: "ES256, a fresh one-time token per Check; Redis use store",
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
+	{name: "rate-limit-redis", desc: "ES256, a fresh token per Check under a per-user rate limit (never exhausted); Redis store",
+		method: "GET", path: "/limited", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
 }
 
 func scenarioByName(name string) *scenario {
@@ -71,8 +73,8 @@ var floor = &scenario{name: "floor", desc: "no-op ext_authz server: OK to everyt
 	method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200}
 
 // benchPolicy is the Rego the tokenwise servers run: an object decision with
-// headers for orders, a public route, a one-time payment route, and a deny
-// with a reason for everything else.
+// headers for orders, a public route, a one-time payment route, a
+// rate-limited route, and a deny with a reason for everything else.
 const benchPolicy = `package envoy.authz
 
 default allow := {"allowed": false, "http_status": 403, "reason": "no rule allows this request"}
@@ -84,6 +86,11 @@ allow := {"allowed": true, "headers": {"x-scopes": concat(" ", input.token.scope
 }
 
 allow := {"allowed": true} if input.parsed_path[0] == "public"
+
+allow := {"allowed": true, "rate_limits": [{"name": "per-user", "key": input.token.claims.sub, "requests": 1000000, "per": "1s"}]} if {
+	input.parsed_path == ["limited"]
+	"orders:read" in input.token.scopes
+}
 
 allow := {"allowed": true, "one_time_use": true} if {
 	input.parsed_path == ["pay"]

@@ -33,6 +33,8 @@ type Config struct {
 	Forward   Forward   `yaml:"forward"`
 	Admin     Admin     `yaml:"admin"`
 	Tracing   Tracing   `yaml:"tracing"`
+	// RateLimits adjusts how the decisions' rate_limits are enforced.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
 // GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
@@ -100,6 +102,74 @@ type Issuer struct {
 	// JWKS (jwks_uri). Used only when JWKSURL is empty; when both are empty
 	// it defaults to <issuer>/.well-known/openid-configuration.
 	DiscoveryURL string `yaml:"discovery_url"`
+	// Introspection checks opaque tokens at the issuer's RFC 7662
+	// endpoint; nil when the issuer has none.
+	Introspection *Introspection `yaml:"introspection"`
+}
+
+// Introspection is an issuer's RFC 7662 token introspection endpoint.
+type Introspection struct {
+	// URL is the endpoint; empty: discovery's introspection_endpoint.
+	URL string `yaml:"url"`
+	// Auth is how tokenwise authenticates to the endpoint: client_secret_basic
+	// (the default), client_secret_post, bearer or none.
+	Auth         string `yaml:"auth"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+	// TokenPrefix routes only the opaque tokens that start with it here;
+	// at most one introspecting issuer may leave it empty.
+	TokenPrefix string `yaml:"token_prefix"`
+	// CacheTTL bounds how long an active answer is reused (never past its exp).
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// NegativeCacheTTL is how long an inactive answer is remembered.
+	NegativeCacheTTL time.Duration `yaml:"negative_cache_ttl"`
+	// Timeout bounds one introspection request.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Introspection client authentication methods (RFC 6749 §2.3.1, RFC 7662 §2.1).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthBearer            = "bearer"
+	AuthNone              = "none"
+)
+
+// HasKeys reports whether the issuer verifies JWTs with keys: it has a
+// jwks_url or a discovery document for them. An issuer that introspects and
+// names neither has no keys, so its JWTs are refused, and there is no JWKS
+// for readiness to wait for.
+func (i Issuer) HasKeys() bool {
+	return i.Introspection == nil || i.JWKSURL != "" || i.DiscoveryURL != ""
+}
+
+// DiscoveryDocument is the OpenID Connect discovery document read for what
+// the configuration leaves out (the JWKS URL, the introspection URL), or ""
+// when nothing is left out.
+func (i Issuer) DiscoveryDocument() string {
+	keys := i.HasKeys() && i.JWKSURL == ""
+	introspection := i.Introspection != nil && i.Introspection.URL == ""
+	if !keys && !introspection {
+		return ""
+	}
+	if i.DiscoveryURL != "" {
+		return i.DiscoveryURL
+	}
+	return strings.TrimSuffix(i.Issuer, "/") + DiscoveryPath
+}
+
+// CheckIntrospectionURL is the rule for an introspection endpoint, also for
+// redirects from it: https, or http only to a loopback host. Unlike jwks_url
+// there is no opt-out: tokens and client secrets travel on this request.
+func CheckIntrospectionURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return errors.New("not an absolute http(s) URL")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return errors.New("must be https (http only for a loopback host)")
+	}
+	return nil
 }
 
 // DiscoveryPath is where OpenID Connect Discovery 1.0 §4 puts the provider
@@ -110,7 +180,7 @@ const DiscoveryPath = "/.well-known/openid-configuration"
 // "" when jwks_url is given and discovery is not used.
 func (i Issuer) DiscoveryEndpoint() string {
 	switch {
-	case i.JWKSURL != "":
+	case i.JWKSURL != "", !i.HasKeys():
 		return ""
 	case i.DiscoveryURL != "":
 		return i.DiscoveryURL
@@ -192,6 +262,24 @@ type UseLimits struct {
 	MaxTTL       time.Duration `yaml:"max_ttl"`
 	OnStoreError string        `yaml:"on_store_error"`
 }
+
+// RateLimits adjusts how the rate limits decisions carry are enforced. Their
+// counts live in the use-limit store (use_limits.store), whose
+// on_store_error also decides what a store fault does to a limited request.
+type RateLimits struct {
+	// Headers puts RateLimit-Policy and RateLimit on allowed answers for the
+	// limit closest to exhaustion (default true; 429s always carry them).
+	Headers *bool `yaml:"headers"`
+	// Shadow counts and logs refusals but never refuses (for rolling out a limit).
+	Shadow bool `yaml:"shadow"`
+	// Timeout bounds one store call for rate limits (default 250ms).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxKeys bounds the keys the memory store holds (default 1048576).
+	MaxKeys int `yaml:"max_keys"`
+}
+
+// HeadersEnabled reports whether allowed answers carry the RateLimit headers (the default).
+func (r RateLimits) HeadersEnabled() bool { return r.Headers == nil || *r.Headers }
 
 // Redis is the shared use-limit store.
 type Redis struct {
@@ -329,6 +417,24 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Issuers {
 		c.Issuers[i].applyDefaults()
+		c.Issuers[i].Introspection.applyDefaults()
+	}
+}
+
+// applyDefaults fills introspection's defaults; nil stays nil.
+func (in *Introspection) applyDefaults() {
+	if in == nil {
+		return
+	}
+	setDefault(&in.Auth, AuthClientSecretBasic)
+	if in.CacheTTL == 0 {
+		in.CacheTTL = 2 * time.Minute
+	}
+	if in.NegativeCacheTTL == 0 {
+		in.NegativeCacheTTL = 10 * time.Second
+	}
+	if in.Timeout == 0 {
+		in.Timeout = 2 * time.Second
 	}
 }
 
@@ -407,6 +513,9 @@ func (c *Config) Validate() error {
 	if c.UseLimits.MaxTTL < 0 {
 		return errors.New("use_limits.max_ttl must be positive")
 	}
+	if c.RateLimits.Timeout < 0 || c.RateLimits.MaxKeys < 0 {
+		return errors.New("rate_limits.timeout and rate_limits.max_keys must not be negative")
+	}
 	for claim, header := range c.Forward.ClaimsToHeaders {
 		if claim == "" || header == "" || header != strings.ToLower(header) || strings.HasPrefix(header, ":") {
 			return fmt.Errorf("forward.claims_to_headers %q: %q: want a claim and a lowercase header name", claim, header)
@@ -446,6 +555,61 @@ func (c *Config) validateIssuers() error {
 		if is.Leeway < 0 || is.MaxLifetime < 0 || is.RefreshInterval < 0 || is.FetchTimeout < 0 || is.MinRefreshInterval < 0 {
 			return fmt.Errorf("%s: durations must not be negative", where)
 		}
+		if err := is.validateIntrospection(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return validatePrefixes(c.Issuers)
+}
+
+// validateIntrospection checks an issuer's introspection block, if any.
+func (i Issuer) validateIntrospection() error {
+	in := i.Introspection
+	if in == nil {
+		return nil
+	}
+	if in.URL != "" {
+		if err := CheckIntrospectionURL(in.URL); err != nil {
+			return fmt.Errorf("introspection.url %q: %v", in.URL, err)
+		}
+	} else if doc := i.DiscoveryDocument(); CheckIntrospectionURL(doc) != nil {
+		return fmt.Errorf("introspection.url is required: the issuer gives no usable discovery URL (%q)", doc)
+	}
+	switch in.Auth {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+		if in.ClientID == "" || in.ClientSecret == "" {
+			return fmt.Errorf("introspection.auth %s needs client_id and client_secret", in.Auth)
+		}
+	case AuthBearer:
+		if in.ClientSecret == "" {
+			return errors.New("introspection.auth bearer needs client_secret (sent as the bearer token)")
+		}
+	case AuthNone:
+	default:
+		return fmt.Errorf("introspection.auth %q: want client_secret_basic, client_secret_post, bearer or none", in.Auth)
+	}
+	if in.CacheTTL < 0 || in.NegativeCacheTTL < 0 || in.Timeout < 0 {
+		return errors.New("introspection: durations must not be negative")
+	}
+	return nil
+}
+
+// validatePrefixes makes opaque-token routing unambiguous: no two
+// introspecting issuers share a token_prefix, and at most one has none.
+func validatePrefixes(issuers []Issuer) error {
+	seen := map[string]string{}
+	for _, is := range issuers {
+		if is.Introspection == nil {
+			continue
+		}
+		p := is.Introspection.TokenPrefix
+		if other, dup := seen[p]; dup {
+			if p == "" {
+				return fmt.Errorf("issuers %q and %q both introspect without a token_prefix: at most one may", other, is.Name)
+			}
+			return fmt.Errorf("issuers %q and %q have the same introspection.token_prefix %q", other, is.Name, p)
+		}
+		seen[p] = is.Name
 	}
 	return nil
 }
@@ -454,6 +618,9 @@ func (c *Config) validateIssuers() error {
 // else the discovery document (discovery_url or the issuer's well-known URL),
 // which must meet the same https rule because it names the keys' URL.
 func (i Issuer) validateKeyURLs() error {
+	if !i.HasKeys() {
+		return nil // introspection only
+	}
 	if i.JWKSURL != "" {
 		if i.DiscoveryURL != "" {
 			return errors.New("set jwks_url or discovery_url, not both")

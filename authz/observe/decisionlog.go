@@ -27,6 +27,11 @@ type Entry struct {
 	// for example the unverified iss of a token from an unknown issuer.
 	Detail string
 	Took   time.Duration
+	// RateLimit names the limit the answer reports (the refusing one, or
+	// the one closest to exhaustion); "" when the request had none.
+	RateLimit string
+	// RateLimitRemaining is what that limit has left.
+	RateLimitRemaining int64
 }
 
 // DecisionLog writes one JSON line per Check.
@@ -57,6 +62,9 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)
 	attrs = appendNonEmpty(attrs, "jti", e.JTI)
 	attrs = appendNonEmpty(attrs, "detail", e.Detail)
+	if e.RateLimit != "" {
+		attrs = append(attrs, slog.String("rate_limit", e.RateLimit), slog.Int64("rate_limit_remaining", e.RateLimitRemaining))
+	}
 	if e.Status != 0 {
 		attrs = append(attrs, slog.Int("status", e.Status))
 	}

@@ -24,6 +24,13 @@ type Metrics struct {
 	storeErrors   *prometheus.CounterVec
 	policyReloads *prometheus.CounterVec
 	panics        prometheus.Counter
+	// introspection* are RFC 7662 requests and the answer cache (issue 14).
+	introspections       *prometheus.CounterVec
+	introspectionLatency *prometheus.HistogramVec
+	introspectionCache   *prometheus.CounterVec
+	// rateLimits counts rate-limit results under bounded limit labels.
+	rateLimits     *prometheus.CounterVec
+	rateLimitNames rateLimitNames
 }
 
 // NewMetrics creates the series on a fresh registry with Go and process collectors.
@@ -60,7 +67,53 @@ func NewMetrics() *Metrics {
 		}),
 	}
 	r.MustRegister(m.decisions, m.checkLatency, m.jwksRefreshes, m.jwksFailures, m.storeLatency, m.storeErrors, m.policyReloads, m.panics)
+	m.registerIntrospection()
+	m.rateLimits, m.rateLimitNames.names = newRateLimitDecisions(), map[string]bool{}
+	r.MustRegister(m.rateLimits)
 	return m
+}
+
+// registerIntrospection creates and registers the introspection series.
+func (m *Metrics) registerIntrospection() {
+	m.introspections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenwise_introspection_requests_total", Help: "Token introspection requests, by issuer and result (active, inactive, failure).",
+	}, []string{"issuer", "result"})
+	m.introspectionLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tokenwise_introspection_duration_seconds", Help: "Token introspection request latency, by issuer.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"issuer"})
+	m.introspectionCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenwise_introspection_cache_lookups_total", Help: "Introspection answer cache lookups, by issuer and result (hit, miss).",
+	}, []string{"issuer", "result"})
+	m.registry.MustRegister(m.introspections, m.introspectionLatency, m.introspectionCache)
+}
+
+// Introspection records one introspection request of issuer: its result
+// (active, inactive or failure) and latency.
+func (m *Metrics) Introspection(issuer, result string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.introspections.WithLabelValues(issuer, result).Inc()
+	m.introspectionLatency.WithLabelValues(issuer).Observe(took.Seconds())
+}
+
+// IntrospectionCacheCounter returns the function that counts one lookup in
+// issuer's introspection answer cache (hit or miss). Its series are
+// resolved once, so a lookup costs an atomic add; nil Metrics count nothing.
+func (m *Metrics) IntrospectionCacheCounter(issuer string) func(hit bool) {
+	if m == nil {
+		return func(bool) {}
+	}
+	hits := m.introspectionCache.WithLabelValues(issuer, "hit")
+	misses := m.introspectionCache.WithLabelValues(issuer, "miss")
+	return func(hit bool) {
+		if hit {
+			hits.Inc()
+		} else {
+			misses.Inc()
+		}
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

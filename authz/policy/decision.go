@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/tokenwise/tokenwise/authz/ratelimit"
+
 // Header is one header name and value from a decision.
 type Header struct {
 	Name  string
@@ -27,6 +29,8 @@ type Decision struct {
 	DynamicMetadata map[string]any
 	// MaxUses is the use limit: 0 none, 1 for one_time_use, N for max_uses.
 	MaxUses int64
+	// RateLimits are the limits an allowed request counts against, validated.
+	RateLimits []ratelimit.Limit
 	// Reason explains the decision: the error_description on a deny.
 	Reason string
 }

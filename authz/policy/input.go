@@ -47,7 +47,8 @@ func versionValue(frontend string) ast.Value {
 //     short by Envoy or is longer than maxBody (maxBody <= 0: no cap).
 //   - version: {"encoding": "protojson", "ext_authz": "v3"}.
 //   - source_principal: attributes.source.principal when set, as OPA-Envoy does.
-//   - token: null when tok is nil, else {issuer, header, claims, scopes}.
+//   - token: null when tok is nil, else {issuer, format, header, claims, scopes};
+//     format is "jwt" or "opaque", and an opaque token's header is null.
 //
 // An error (bad path or query escapes, a malformed JSON body) means the
 // request cannot be judged; the caller denies it.
@@ -153,6 +154,13 @@ func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token header: %w", err)
 	}
+	if tok.Format == verify.FormatOpaque {
+		header = ast.NullValue // an opaque token has no header
+	}
+	format := tok.Format
+	if format == "" {
+		format = verify.FormatJWT // a Token made by hand (tests, tools)
+	}
 	claims, err := anyMapValue(tok.Claims)
 	if err != nil {
 		return nil, fmt.Errorf("token claims: %w", err)
@@ -163,6 +171,7 @@ func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 	}
 	return ast.NewObject(
 		[2]*ast.Term{ast.InternedTerm("issuer"), ast.StringTerm(tok.Issuer)},
+		[2]*ast.Term{ast.InternedTerm("format"), ast.StringTerm(format)},
 		[2]*ast.Term{ast.InternedTerm("header"), ast.NewTerm(header)},
 		[2]*ast.Term{ast.InternedTerm("claims"), ast.NewTerm(claims)},
 		[2]*ast.Term{ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)},

@@ -244,6 +244,7 @@ func TestInputToken(t *testing.T) {
 	in := inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), tok, 0)
 	want := map[string]any{
 		"issuer": "corp",
+		"format": "jwt",
 		"header": map[string]any{"alg": "RS256", "kid": "k1"},
 		"claims": map[string]any{"sub": "alice", "jti": "j1", "exp": float64(1700000000), "aud": []any{"a", "b"}},
 		"scopes": []any{"orders:read", "orders:write"},
@@ -254,8 +255,16 @@ func TestInputToken(t *testing.T) {
 
 	// A token with no scopes or claims still has the keys, as empty values.
 	in = inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), &verify.Token{Issuer: "corp"}, 0)
-	want = map[string]any{"issuer": "corp", "header": map[string]any{}, "claims": map[string]any{}, "scopes": []any{}}
+	want = map[string]any{"issuer": "corp", "format": "jwt", "header": map[string]any{}, "claims": map[string]any{}, "scopes": []any{}}
 	if !reflect.DeepEqual(in["token"], want) {
 		t.Errorf("empty token = %#v, want %#v", in["token"], want)
+	}
+
+	// An opaque token (checked by introspection) has no header: null.
+	opaque := &verify.Token{Issuer: "hydra", Format: verify.FormatOpaque, Claims: map[string]any{"sub": "bob"}, Scopes: []string{"a"}}
+	in = inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), opaque, 0)
+	want = map[string]any{"issuer": "hydra", "format": "opaque", "header": nil, "claims": map[string]any{"sub": "bob"}, "scopes": []any{"a"}}
+	if !reflect.DeepEqual(in["token"], want) {
+		t.Errorf("opaque token = %#v, want %#v", in["token"], want)
 	}
 }

@@ -80,6 +80,8 @@ func parseKey(d *Decision, key string, v any) (err error) {
 		if d.MaxUses == 0 || n < d.MaxUses { // both given: the smaller wins
 			d.MaxUses = n
 		}
+	case "rate_limits":
+		d.RateLimits, err = rateLimits(v)
 	case "reason":
 		var ok bool
 		if d.Reason, ok = v.(string); !ok {

@@ -3,7 +3,7 @@
 // listener (/healthz, /readyz, /metrics).
 //
 // A Check reads as the pipeline it is: source → verify → revoke → policy →
-// use limit → answer, with the decision log and metrics recorded once at the end.
+// rate limit → use limit → answer, with the decision log and metrics recorded once at the end.
 package server
 
 import (
@@ -57,6 +57,7 @@ type Authorizer struct {
 	// revoked is the revocation set (nil: nothing is ever revoked).
 	revoked *revoke.Set
 	limits  uselimit.Store
+	rates   *rateStage // rate limits (nil: none enforced)
 	// claims are forward.claims_to_headers in a fixed order, so the same
 	// token always gets the same answer, byte for byte.
 	claims       []claimHeader
@@ -82,6 +83,7 @@ type result struct {
 	status int
 	// detail is for the log only (say, an unknown token's unverified iss).
 	detail string
+	rate   rateNote // the rate limit the answer reports, if any
 }
 
 // Check runs the pipeline for one request. It never returns a gRPC error:
@@ -114,7 +116,7 @@ func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (res
 	return r.response, nil
 }
 
-// decide is the pipeline: source → verify → revoke → policy → use limit → answer.
+// decide is the pipeline: source → verify → revoke → policy → rate limit → use limit → answer.
 func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	found, err := a.finder.Find(req)
 	if err != nil {
@@ -142,10 +144,14 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if !d.Allowed {
 		return denied(d, tok)
 	}
+	rl, stop := a.rateLimit(ctx, &d)
+	if stop {
+		return withToken(rl, tok)
+	}
 	if r, stop := a.useLimit(ctx, tok, d); stop {
 		return withToken(r, tok)
 	}
-	return result{response: answer.Allow(d, a.upstream(req, tok, found)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}
+	return withRate(result{response: answer.Allow(d, a.upstream(req, tok, found)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}, rl.rate)
 }
 
 // verify is the verification stage in its own span.
@@ -164,9 +170,10 @@ func (a *Authorizer) decidePolicy(ctx context.Context, req *request.Request, tok
 
 func invalidToken(err error) result {
 	var verr *verify.Error
-	if errors.As(err, &verr) && verr.Reason == verify.ReasonJWKSUnavailable {
-		// The token may well be good: the issuer's keys never loaded. Tell
-		// the client to retry rather than to throw its token away.
+	if errors.As(err, &verr) && verr.Unavailable() {
+		// The token may well be good: the issuer's keys never loaded, or its
+		// introspection endpoint failed. Tell the client to retry rather
+		// than to throw its token away.
 		return fail(answer.Unavailable(verr.Description), verr.Reason, 503)
 	}
 	if errors.As(err, &verr) {
@@ -407,6 +414,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		Detail:     r.detail,
 		Took:       took,
 	}
+	e.RateLimit, e.RateLimitRemaining = r.rate.name, r.rate.remaining
 	if e.RequestID == "" {
 		e.RequestID = req.ID
 	}

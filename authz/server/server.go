@@ -61,6 +61,7 @@ type Server struct {
 	policy   *policy.Engine
 	store    uselimit.Store
 	revoked  *revoke.Set
+	rates    *rateStage
 	authz    *Authorizer
 	health   *health.Server
 	ready    *readiness
@@ -97,6 +98,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.Close()
 		return nil, err
 	}
+	if s.rates, err = newRateStage(cfg, s.metrics, s.logger); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.verifier, err = verify.New(cfg.Issuers, verify.Options{Metrics: s.metrics, Logger: s.logger, MaxTokenBytes: cfg.Token.MaxBytes, CacheSize: cfg.Token.CacheSize})
 	if err != nil {
 		s.Close()
@@ -108,6 +113,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		policy:       s.policy,
 		revoked:      s.revoked,
 		limits:       s.store,
+		rates:        s.rates,
 		claims:       claimHeaders(cfg.Forward),
 		removeBearer: cfg.Forward.RemoveAuthorization,
 		tokenHdr:     cfg.Token.Header,
@@ -344,4 +350,5 @@ func (s *Server) Close() {
 	if s.store != nil {
 		_ = s.store.Close()
 	}
+	s.rates.close()
 }

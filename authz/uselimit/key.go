@@ -17,7 +17,9 @@ const MinTTL = time.Second
 const MaxTTL = 100 * 365 * 24 * time.Hour
 
 // Key is the store key for one token: "<issuer>:jti:<jti>", or
-// "<issuer>:sha256:<hex ContentHash>" when the token has no jti. Issuer names
+// "<issuer>:sha256:<hex ContentHash>" when the token has no jti (for a JWT
+// the hash of its signed content, for an opaque token the hash of the token,
+// so the token itself is never stored). Issuer names
 // cannot contain ':' (the config allows letters, digits, '.', '_' and '-'),
 // so keys of different issuers never collide. The Redis store adds its
 // key_prefix.

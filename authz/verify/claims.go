@@ -31,6 +31,7 @@ func (is *issuer) token(header map[string]any, claims jwt.MapClaims, hash [32]by
 	}
 	return &Token{
 		Issuer:      is.cfg.Name,
+		Format:      FormatJWT,
 		Header:      header,
 		Claims:      claims,
 		Scopes:      scopes(claims),

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/MicahParks/jwkset"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tokenwise/tokenwise/authz/config"
 )
@@ -18,23 +19,33 @@ import (
 // MaxDiscoveryBytes caps an OpenID Connect discovery document.
 const MaxDiscoveryBytes = 256 << 10
 
-// discovery learns an issuer's jwks_uri from its OpenID Connect provider
-// configuration (OpenID Connect Discovery 1.0 §4). The URI is read once and
-// kept; it is read again only after a JWKS download fails, since that is
-// when a provider that moved its keys would otherwise be lost for good.
+// discovery learns what an issuer's configuration leaves out (its jwks_uri,
+// its introspection_endpoint) from its OpenID Connect provider configuration
+// (OpenID Connect Discovery 1.0 §4). The document is read once and kept; it
+// is read again only after a JWKS download fails, since that is when a
+// provider that moved its keys would otherwise be lost for good. Concurrent
+// readers share one read.
 type discovery struct {
 	endpoint      string
 	issuer        string
 	allowInsecure bool
 	client        *http.Client
+	flight        singleflight.Group
 
-	mu      sync.Mutex
-	jwksURI string // "" until the document has been read
+	mu  sync.Mutex
+	doc *discoveryDoc // nil until the document has been read
 }
 
-// newDiscovery returns nil when cfg names its jwks_url, so discovery is off.
+// discoveryDoc is the part of the provider configuration tokenwise reads.
+type discoveryDoc struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+// newDiscovery returns nil when cfg leaves nothing to discover.
 func newDiscovery(cfg config.Issuer, client *http.Client) *discovery {
-	endpoint := cfg.DiscoveryEndpoint()
+	endpoint := cfg.DiscoveryDocument()
 	if endpoint == "" {
 		return nil
 	}
@@ -57,47 +68,71 @@ func checkKeyURL(cfg config.Issuer) error {
 // jwksURL returns the jwks_uri, reading the document when none is known
 // yet or when fresh asks for a new reading.
 func (d *discovery) jwksURL(ctx context.Context, fresh bool) (string, error) {
-	d.mu.Lock()
-	known := d.jwksURI
-	d.mu.Unlock()
-	if known != "" && !fresh {
-		return known, nil
-	}
-	uri, err := d.read(ctx)
-	if err != nil {
-		return "", fmt.Errorf("discovery %s: %w", d.endpoint, err)
-	}
-	d.mu.Lock()
-	d.jwksURI = uri
-	d.mu.Unlock()
-	return uri, nil
-}
-
-// read GETs the provider configuration and returns its checked jwks_uri.
-func (d *discovery) read(ctx context.Context) (string, error) {
-	body, err := getBounded(ctx, d.client, d.endpoint, "application/json", MaxDiscoveryBytes)
+	doc, err := d.document(ctx, fresh)
 	if err != nil {
 		return "", err
 	}
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
+	if doc.JWKSURI == "" {
+		return "", fmt.Errorf("discovery %s: document has no jwks_uri", d.endpoint)
 	}
+	return doc.JWKSURI, nil
+}
+
+// introspectionURL returns the introspection_endpoint (RFC 8414 §2 names it
+// for OAuth servers; OpenID providers that introspect publish it too).
+// Its URL rule is the introspection client's to apply.
+func (d *discovery) introspectionURL(ctx context.Context) (string, error) {
+	doc, err := d.document(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	if doc.IntrospectionEndpoint == "" {
+		return "", fmt.Errorf("discovery %s: document has no introspection_endpoint", d.endpoint)
+	}
+	return doc.IntrospectionEndpoint, nil
+}
+
+// document returns the document read last, reading it when none was read
+// yet or when fresh asks for a new reading.
+func (d *discovery) document(ctx context.Context, fresh bool) (*discoveryDoc, error) {
+	d.mu.Lock()
+	known := d.doc
+	d.mu.Unlock()
+	if known != nil && !fresh {
+		return known, nil
+	}
+	v, err, _ := d.flight.Do("", func() (any, error) { return d.read(ctx) })
+	if err != nil {
+		return nil, fmt.Errorf("discovery %s: %w", d.endpoint, err)
+	}
+	doc := v.(*discoveryDoc)
+	d.mu.Lock()
+	d.doc = doc
+	d.mu.Unlock()
+	return doc, nil
+}
+
+// read GETs the provider configuration and checks it.
+func (d *discovery) read(ctx context.Context) (*discoveryDoc, error) {
+	body, err := getBounded(ctx, d.client, d.endpoint, "application/json", MaxDiscoveryBytes)
+	if err != nil {
+		return nil, err
+	}
+	var doc discoveryDoc
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("decode: %w", err)
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	// §4.3: the document is only good for the issuer it names, exactly;
 	// otherwise one provider could hand out keys for another's tokens.
 	if doc.Issuer != d.issuer {
-		return "", fmt.Errorf("document names issuer %q, not the configured %q", doc.Issuer, d.issuer)
+		return nil, fmt.Errorf("document names issuer %q, not the configured %q", doc.Issuer, d.issuer)
 	}
-	if doc.JWKSURI == "" {
-		return "", errors.New("document has no jwks_uri")
+	if doc.JWKSURI != "" {
+		if err := config.CheckJWKSURL(doc.JWKSURI, d.allowInsecure); err != nil {
+			return nil, fmt.Errorf("jwks_uri %q: %w", doc.JWKSURI, err)
+		}
 	}
-	if err := config.CheckJWKSURL(doc.JWKSURI, d.allowInsecure); err != nil {
-		return "", fmt.Errorf("jwks_uri %q: %w", doc.JWKSURI, err)
-	}
-	return doc.JWKSURI, nil
+	return &doc, nil
 }
 
 // getBounded GETs url and returns its 200 body, refusing more than max bytes.

@@ -21,7 +21,21 @@ const (
 	ReasonMissingExp      = "missing_exp"      // no exp and the issuer requires one
 	ReasonAudience        = "audience"         // aud has none of the issuer's audiences
 	ReasonLifetime        = "lifetime"         // exp - iat over max_lifetime, or iat/exp missing with max_lifetime
+
+	ReasonNotJWT                   = "not_jwt"                   // not a JWT, and no introspecting issuer takes it
+	ReasonNoKeys                   = "no_keys"                   // a JWT of an issuer that only introspects
+	ReasonInactive                 = "inactive"                  // introspection answered active: false
+	ReasonNotAccessToken           = "not_access_token"          // introspection says it is a refresh token
+	ReasonIntrospectionUnavailable = "introspection_unavailable" // the introspection endpoint gave no answer
 )
+
+// Unavailable reports whether the token was refused because something it
+// depends on is unavailable (its issuer's keys never loaded, its
+// introspection endpoint failed): the token may be good, so the answer is a
+// retryable 503, not a 401.
+func (e *Error) Unavailable() bool {
+	return e.Reason == ReasonJWKSUnavailable || e.Reason == ReasonIntrospectionUnavailable
+}
 
 func newError(reason, description string) *Error {
 	return &Error{Description: description, Reason: reason}

@@ -76,19 +76,20 @@ func TestDuplicateMembersRejected(t *testing.T) {
 	// about the duplicates alone.
 	mustVerify(t, v, s.sign(rawHeader, s.claims(`"role":"user"`)))
 	for name, raw := range map[string]string{
-		"header alg twice":      s.sign(`{"alg":"RS256","kid":"raw","alg":"RS256"}`, s.claims("")),
-		"header kid twice":      s.sign(`{"alg":"RS256","kid":"other","kid":"raw"}`, s.claims("")),
-		"claim sub twice":       s.sign(rawHeader, s.claims(`"sub":"admin"`)),
-		"claim iss twice":       s.sign(rawHeader, s.claims(`"iss":"https://evil.example"`)),
-		"escaped duplicate":     s.sign(rawHeader, s.claims(`"\u0073ub":"admin"`)),
-		"nested duplicate":      s.sign(rawHeader, s.claims(`"roles":{"admin":false,"admin":true}`)),
-		"duplicate in array":    s.sign(rawHeader, s.claims(`"list":[{"a":1,"a":2}]`)),
-		"trailing value":        s.sign(rawHeader, s.claims("")+`{"sub":"admin"}`),
-		"nested too deeply":     s.sign(rawHeader, s.claims(`"deep":`+strings.Repeat("[", 40)+strings.Repeat("]", 40))),
-		"header trailing value": s.sign(rawHeader+`{"alg":"none"}`, s.claims("")),
+		"header alg twice":   s.sign(`{"alg":"RS256","kid":"raw","alg":"RS256"}`, s.claims("")),
+		"header kid twice":   s.sign(`{"alg":"RS256","kid":"other","kid":"raw"}`, s.claims("")),
+		"claim sub twice":    s.sign(rawHeader, s.claims(`"sub":"admin"`)),
+		"claim iss twice":    s.sign(rawHeader, s.claims(`"iss":"https://evil.example"`)),
+		"escaped duplicate":  s.sign(rawHeader, s.claims(`"\u0073ub":"admin"`)),
+		"nested duplicate":   s.sign(rawHeader, s.claims(`"roles":{"admin":false,"admin":true}`)),
+		"duplicate in array": s.sign(rawHeader, s.claims(`"list":[{"a":1,"a":2}]`)),
+		"trailing value":     s.sign(rawHeader, s.claims("")+`{"sub":"admin"}`),
+		"nested too deeply":  s.sign(rawHeader, s.claims(`"deep":`+strings.Repeat("[", 40)+strings.Repeat("]", 40))),
 	} {
 		t.Run(name, func(t *testing.T) { wantReason(t, v, raw, ReasonMalformed) })
 	}
+	// A header that is not one JSON value does not make a JWT (isJWT).
+	wantReason(t, v, s.sign(rawHeader+`{"alg":"none"}`, s.claims("")), ReasonNotJWT)
 	// Same names in different objects are not duplicates.
 	mustVerify(t, v, s.sign(rawHeader, s.claims(`"a":{"sub":1},"b":[{"sub":2},{"sub":3}]`)))
 }

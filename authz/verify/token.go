@@ -12,9 +12,13 @@ import (
 type Token struct {
 	// Issuer is the configured name of the issuer that signed the token.
 	Issuer string
-	// Header is the decoded JOSE header (JSON numbers as float64, as golang-jwt decodes it).
+	// Format is FormatJWT, or FormatOpaque for a token checked by introspection.
+	Format string
+	// Header is the decoded JOSE header (JSON numbers as float64, as golang-jwt
+	// decodes it); nil for an opaque token, which has none.
 	Header map[string]any
-	// Claims is the decoded claim set. JSON numbers are json.Number, so large
+	// Claims is the decoded claim set, or an opaque token's introspection
+	// answer without active. JSON numbers are json.Number, so large
 	// integers stay exact; objects are map[string]any and arrays []any.
 	Claims map[string]any
 	// Scopes come from the space-separated scope claim or the scp array.
@@ -28,13 +32,20 @@ type Token struct {
 	// Leeway is the issuer's allowed clock skew; a use count lives until Expiry plus Leeway.
 	Leeway time.Duration
 	// ContentHash is the SHA-256 of the signed content (the header and payload
-	// segments, never the signature, which can be spelled more than one way).
+	// segments, never the signature, which can be spelled more than one way);
+	// for an opaque token, the SHA-256 of the token.
 	// Use-limit keys fall back to it when the token has no jti.
 	ContentHash [32]byte
 
 	// derived memoizes what later stages compute from the token alone.
 	derived *sync.Map
 }
+
+// Token formats, as input.token.format shows them.
+const (
+	FormatJWT    = "jwt"
+	FormatOpaque = "opaque"
+)
 
 // Derived returns the value build computes from this token, computing it
 // once per verified token: a token reused through the Verifier's cache is

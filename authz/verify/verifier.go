@@ -4,6 +4,11 @@
 // allowlist, exact iss, aud any-of, exp/nbf/iat with leeway, max_lifetime and
 // typ. Each issuer's JWKS loads and refreshes in the background, so nothing
 // here blocks a request on the network for longer than the request allows.
+//
+// A token that is not a JWT (see isJWT) is opaque: it goes to the
+// introspecting issuer whose token_prefix it starts with, else to the one
+// without a prefix, which asks its RFC 7662 endpoint (authz/introspect); the
+// answer then meets the same claim rules as a JWT's claims.
 package verify
 
 import (
@@ -26,6 +31,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/introspect"
 	"github.com/tokenwise/tokenwise/authz/observe"
 )
 
@@ -45,19 +51,27 @@ type Options struct {
 	// zero or less means the default, MaxTokenBytes.
 	MaxTokenBytes int
 	// CacheSize is how many verified tokens to remember (0: DefaultCacheSize;
-	// negative: none, every Check verifies its token afresh).
+	// negative: none, every Check verifies its token afresh). It bounds each
+	// issuer's introspection answer cache too.
 	CacheSize int
+	// IntrospectionClient sends introspection requests; nil uses the
+	// introspect package's default. Its redirect policy is always replaced.
+	IntrospectionClient *http.Client
 }
 
 // Verifier verifies tokens against the configured issuers. It is safe for concurrent use.
 type Verifier struct {
 	byIssuer map[string]*issuer
 	all      []*issuer
-	maxBytes int
-	cache    *cache
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	once     sync.Once
+	// prefixed are the introspecting issuers with a token_prefix, longest
+	// prefix first; unprefixed is the one without, if any.
+	prefixed   []*issuer
+	unprefixed *issuer
+	maxBytes   int
+	cache      *cache
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	once       sync.Once
 }
 
 // issuer is one configured issuer with its parser and keys.
@@ -65,7 +79,10 @@ type issuer struct {
 	cfg       config.Issuer
 	algs      map[string]bool
 	validator *jwt.Validator
-	keys      *keySource
+	keys      *keySource // nil when the issuer only introspects
+	// introspect and answers check opaque tokens; nil without introspection.
+	introspect *introspect.Client
+	answers    *jwt.Validator
 }
 
 // New starts background JWKS loading for every issuer; it never blocks on the network.
@@ -90,17 +107,23 @@ func New(issuers []config.Issuer, opts Options) (*Verifier, error) {
 		v.cache = newCache(opts.CacheSize)
 	}
 	for _, cfg := range issuers {
-		is, err := v.newIssuer(ctx, withDefaults(cfg), client, opts.Metrics, log)
+		is, err := v.newIssuer(ctx, withDefaults(cfg), client, opts, log)
 		if err != nil {
 			cancel()
 			return nil, err
 		}
 		v.byIssuer[cfg.Issuer] = is
 		v.all = append(v.all, is)
+		if err := v.route(is); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	for _, is := range v.all {
-		v.wg.Add(1)
-		go is.keys.run()
+		if is.keys != nil {
+			v.wg.Add(1)
+			go is.keys.run()
+		}
 	}
 	return v, nil
 }
@@ -124,13 +147,23 @@ func withDefaults(cfg config.Issuer) config.Issuer {
 	return cfg
 }
 
-func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *http.Client, m *observe.Metrics, log *slog.Logger) (*issuer, error) {
+func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *http.Client, opts Options, log *slog.Logger) (*issuer, error) {
+	m := opts.Metrics
 	where := fmt.Sprintf("verify: issuer %q", cfg.Name)
 	if cfg.Issuer == "" {
 		return nil, fmt.Errorf("%s: issuer is required", where)
 	}
 	if _, dup := v.byIssuer[cfg.Issuer]; dup {
 		return nil, fmt.Errorf("%s: issuer %q configured twice", where, cfg.Issuer)
+	}
+	// Discovery and JWKS redirects pass the configured URLs' rule.
+	client = withRedirectRule(client, cfg.AllowInsecureJWKSURL)
+	if !cfg.HasKeys() {
+		in, err := newIntrospector(cfg, newDiscovery(cfg, client), opts, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		return &issuer{cfg: cfg, validator: newValidator(cfg), introspect: in, answers: newAnswerValidator(cfg)}, nil
 	}
 	if err := checkKeyURL(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
@@ -144,18 +177,28 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 		}
 		algs[alg] = true
 	}
-	client = withRedirectRule(client, cfg.AllowInsecureJWKSURL)
 	store := jwkset.NewMemoryStorage()
 	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: store})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
+	disc := newDiscovery(cfg, client)
 	keys := &keySource{
-		name: cfg.Name, url: cfg.JWKSURL, disc: newDiscovery(cfg, client), algs: cfg.Algorithms, client: client,
+		name: cfg.Name, url: cfg.JWKSURL, algs: cfg.Algorithms, client: client,
 		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
 		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
 	}
-	return &issuer{cfg: cfg, algs: algs, validator: newValidator(cfg), keys: keys}, nil
+	if cfg.DiscoveryEndpoint() != "" {
+		keys.disc = disc // the keys' URL is discovered, not configured
+	}
+	is := &issuer{cfg: cfg, algs: algs, validator: newValidator(cfg), keys: keys}
+	if cfg.Introspection != nil {
+		if is.introspect, err = newIntrospector(cfg, disc, opts, log); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		is.answers = newAnswerValidator(cfg)
+	}
+	return is, nil
 }
 
 // newValidator gives golang-jwt the claim rules it enforces itself. Parsing,
@@ -163,8 +206,13 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 // relies on) and the signature are tokenwise's own (split, checkSignature),
 // so the same code serves tokens whose payload is not a claim set.
 func newValidator(cfg config.Issuer) *jwt.Validator {
+	return jwt.NewValidator(append([]jwt.ParserOption{jwt.WithIssuer(cfg.Issuer)}, claimRules(cfg)...)...)
+}
+
+// claimRules are the rules for exp, nbf, iat and aud that JWTs and
+// introspection answers share.
+func claimRules(cfg config.Issuer) []jwt.ParserOption {
 	opts := []jwt.ParserOption{
-		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithIssuedAt(),
 	}
@@ -174,7 +222,7 @@ func newValidator(cfg config.Issuer) *jwt.Validator {
 	if cfg.ExpirationRequired() {
 		opts = append(opts, jwt.WithExpirationRequired())
 	}
-	return jwt.NewValidator(opts...)
+	return opts
 }
 
 // defaultHTTPClient bounds every phase of a JWKS fetch. Redirects are
@@ -216,10 +264,12 @@ func withRedirectRule(client *http.Client, allowInsecure bool) *http.Client {
 	return &c
 }
 
-// Ready reports whether every issuer's JWKS has loaded at least once.
+// Ready reports whether every issuer's JWKS has loaded at least once. An
+// introspection endpoint is not waited for: it is asked per token, and an
+// issuer that only introspects has no JWKS.
 func (v *Verifier) Ready() bool {
 	for _, is := range v.all {
-		if !is.keys.loaded.Load() {
+		if is.keys != nil && !is.keys.loaded.Load() {
 			return false
 		}
 	}
@@ -249,6 +299,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if tok := v.cache.get(raw, now); tok != nil {
 		return tok, nil
 	}
+	if len(raw) > v.maxBytes {
+		return nil, newError(ReasonMalformed, "token is too large")
+	}
+	if !isJWT(raw) {
+		return v.verifyOpaque(ctx, raw)
+	}
 	c, err := split(raw, v.maxBytes)
 	if err != nil {
 		return nil, err
@@ -260,6 +316,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	is, err := v.issuerOf(claims)
 	if err != nil {
 		return nil, err
+	}
+	if is.keys == nil {
+		return nil, newError(ReasonNoKeys, "token issuer accepts only opaque tokens, checked by introspection")
 	}
 	if err := is.checkHeader(c.header); err != nil {
 		return nil, err

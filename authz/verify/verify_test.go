@@ -207,16 +207,21 @@ func TestMalformed(t *testing.T) {
 	v := readyVerifier(t, issuerCfg(iss, "corp", nil))
 	good := iss.Mint(nil)
 	parts := strings.Split(good, ".")
+	// Not shaped as a JWT (see isJWT): with no introspecting issuer, refused as such.
 	for name, raw := range map[string]string{
 		"empty":          "",
 		"two segments":   parts[0] + "." + parts[1],
 		"four segments":  good + ".x",
-		"bad base64":     parts[0] + ".%%%." + parts[2],
-		"padded base64":  parts[0] + "=." + parts[1] + "." + parts[2],
 		"header not obj": encodeJSON(t, []int{1}) + "." + parts[1] + "." + parts[2],
-		"payload array":  parts[0] + "." + encodeJSON(t, []int{1}) + "." + parts[2],
-		"no alg":         encodeJSON(t, map[string]any{"kid": "x"}) + "." + parts[1] + "." + parts[2],
-		"too large":      iss.Mint(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)}),
+	} {
+		t.Run(name, func(t *testing.T) { wantReason(t, v, raw, ReasonNotJWT) })
+	}
+	for name, raw := range map[string]string{
+		"bad base64":    parts[0] + ".%%%." + parts[2],
+		"padded base64": parts[0] + "=." + parts[1] + "." + parts[2],
+		"payload array": parts[0] + "." + encodeJSON(t, []int{1}) + "." + parts[2],
+		"no alg":        encodeJSON(t, map[string]any{"kid": "x"}) + "." + parts[1] + "." + parts[2],
+		"too large":     iss.Mint(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)}),
 		// Same signature bytes, another spelling: refused so a token has one form.
 		"non-canonical signature": good[:len(good)-1] + respell(good[len(good)-1:]),
 	} {

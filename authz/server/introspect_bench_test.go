@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/authz/config"
+	"github.com/tokenwise/tokenwise/authz/introspect/introspecttest"
+	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
+)
+
+// BenchmarkCheckCachedToken compares, on one server in one run, a Check of
+// a reused JWT (answered from the verified-token cache) with a Check of a
+// reused opaque token of the same content (answered from the introspection
+// cache). The target is opaque ≤ 1.1 × jwt.
+func BenchmarkCheckCachedToken(b *testing.B) {
+	a, iss, endpoint := benchServerWithIntrospection(b)
+	const opaque = "ory_at_2YotnFZFEjr1zCsicMWpAA.tGzv3JOkF0XG5Qx2TlKWIA"
+	endpoint.Set(opaque, map[string]any{"iss": endpoint.Issuer(), "sub": "alice", "aud": "orders-api", "jti": "j1",
+		"scope": "orders:read payments:write", "exp": time.Now().Add(time.Hour).Unix(), "client_id": "web"})
+	b.Run("jwt", func(b *testing.B) {
+		runCheck(b, a, benchCheckRequest("/orders/42?view=full", benchToken(iss)), true)
+	})
+	b.Run("opaque", func(b *testing.B) {
+		runCheck(b, a, benchCheckRequest("/orders/42?view=full", opaque), true)
+		if endpoint.Calls() != 1 {
+			b.Fatalf("%d introspection requests, want 1: the answer was not cached", endpoint.Calls())
+		}
+	})
+}
+
+// benchServerWithIntrospection is benchServer's tokenwise with a second,
+// introspecting issuer for ory_at_ tokens.
+func benchServerWithIntrospection(b *testing.B) (*Authorizer, *verifytest.Issuer, *introspecttest.Endpoint) {
+	b.Helper()
+	iss := verifytest.NewIssuer(b)
+	endpoint := introspecttest.New(b)
+	cfg := config.Default()
+	corp := iss.Config("corp")
+	corp.Audiences = []string{"orders-api"}
+	hydra := endpoint.Config("hydra")
+	hydra.Audiences = []string{"orders-api"}
+	hydra.Introspection.TokenPrefix = "ory_at_"
+	cfg.Issuers = []config.Issuer{corp, hydra}
+	cfg.Policy.Paths = []string{"."}
+	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	fsys := fstest.MapFS{"bench.rego": {Data: []byte(benchPolicy)}}
+	srv, err := New(context.Background(), cfg, Options{Logger: logger, PolicyFS: fsys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	deadline := time.Now().Add(10 * time.Second)
+	for !srv.Ready() {
+		if time.Now().After(deadline) {
+			b.Fatal("the JWKS did not load")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return srv.Authorizer(), iss, endpoint
+}
