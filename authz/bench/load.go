@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -131,11 +132,16 @@ type worker struct {
 	hdr    map[string]string
 	reqID  []byte
 	n      int
+	// httpHdr is the HTTP scenarios' reusable header set.
+	httpHdr http.Header
 }
 
 func (l *load) newWorker(id int) *worker {
 	req := newRequest(l.s, id)
-	w := &worker{l: l, id: id, client: l.t.clients[id%len(l.t.clients)], req: req, hdr: req.Attributes.Request.Http.Headers}
+	w := &worker{l: l, id: id, req: req, hdr: req.Attributes.Request.Http.Headers}
+	if len(l.t.clients) > 0 {
+		w.client = l.t.clients[id%len(l.t.clients)]
+	}
 	// x-request-id is a UUID in Envoy; the last group carries the counter.
 	w.reqID = fmt.Appendf(nil, "5f0c7b8e-3a3c-4c9e-%04x-", id&0xffff)
 	return w
@@ -144,6 +150,9 @@ func (l *load) newWorker(id int) *worker {
 // check sends one Check and records its latency counted from start (when
 // it was due); false when there is nothing to send.
 func (w *worker) check(ctx context.Context, start time.Time) bool {
+	if w.l.t.http != nil {
+		return w.checkHTTP(ctx, start)
+	}
 	auth, ok := w.l.feed.value(w.id, w.n)
 	if !ok {
 		w.l.stop.Store(true)

@@ -35,6 +35,8 @@ type scenario struct {
 	redis bool
 	// halfRate runs open-loop at half of reuse's throughput measured so far.
 	halfRate bool
+	// http asks over HTTP authorization mode; its floor is httpFloor.
+	http bool
 }
 
 // scenarios are every scenario, in the order they run.
@@ -55,6 +57,8 @@ var scenarios = []*scenario{
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200},
 	{name: "one-time-redis", desc: "ES256, a fresh one-time token per Check; Redis use store",
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
+	{name: "http-reuse", desc: "reuse over HTTP authorization mode (X-Forwarded-*, HTTP/1.1 keep-alive); floor: a no-op HTTP server",
+		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, http: true},
 	{name: "rate-limit-redis", desc: "ES256, a fresh token per Check under a per-user rate limit (never exhausted); Redis store",
 		method: "GET", path: "/limited", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -33,6 +34,10 @@ type Config struct {
 	Forward   Forward   `yaml:"forward"`
 	Admin     Admin     `yaml:"admin"`
 	Tracing   Tracing   `yaml:"tracing"`
+	// HTTPAuthz is the HTTP authorization listener (off unless its address is set).
+	HTTPAuthz HTTPAuthz `yaml:"http_authz"`
+	// ResourceMetadata is RFC 9728 protected resource metadata (off unless resource is set).
+	ResourceMetadata ResourceMetadata `yaml:"resource_metadata"`
 	// RateLimits adjusts how the decisions' rate_limits are enforced.
 	RateLimits RateLimits `yaml:"rate_limits"`
 }
@@ -321,6 +326,43 @@ type Admin struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 }
 
+// HTTPAuthz is the HTTP authorization listener for proxies that ask over
+// HTTP: Envoy's http_service, nginx auth_request, Traefik ForwardAuth, Caddy
+// forward_auth.
+type HTTPAuthz struct {
+	// Address is where it listens, e.g. 127.0.0.1:9193; empty: off.
+	Address string `yaml:"address"`
+	// PathPrefix is Envoy http_service's path_prefix, stripped from the path.
+	PathPrefix string `yaml:"path_prefix"`
+	// TrustedProxies are the CIDRs (or single addresses) whose X-Forwarded-*
+	// and X-Original-* headers describe the original request. Absent: the
+	// loopback addresses; an empty list trusts no peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TLS is the listener's own server TLS, shaped like grpc.tls;
+	// client_ca_file makes proxies present a certificate.
+	TLS TLS `yaml:"tls"`
+}
+
+// Enabled reports whether the HTTP authorization listener runs.
+func (h HTTPAuthz) Enabled() bool { return h.Address != "" }
+
+// DefaultTrustedProxies are http_authz.trusted_proxies when the file has none.
+var DefaultTrustedProxies = []string{"127.0.0.1/32", "::1/128"}
+
+// ResourceMetadata is RFC 9728 protected resource metadata for this API.
+type ResourceMetadata struct {
+	// Resource is the API's identifier (an https URL); tokens must carry it in aud.
+	Resource string `yaml:"resource"`
+	// AuthorizationServers are the issuer identifiers clients may get tokens
+	// from (empty: every issuer's issuer).
+	AuthorizationServers []string `yaml:"authorization_servers"`
+	// ScopesSupported are the scopes the API understands.
+	ScopesSupported []string `yaml:"scopes_supported"`
+}
+
+// Enabled reports whether the metadata is served and the audience required.
+func (r ResourceMetadata) Enabled() bool { return r.Resource != "" }
+
 // Default returns a configuration with every default set and no issuers.
 func Default() *Config {
 	c := &Config{}
@@ -419,6 +461,9 @@ func (c *Config) applyDefaults() {
 		c.Issuers[i].applyDefaults()
 		c.Issuers[i].Introspection.applyDefaults()
 	}
+	if c.HTTPAuthz.TrustedProxies == nil {
+		c.HTTPAuthz.TrustedProxies = slices.Clone(DefaultTrustedProxies)
+	}
 }
 
 // applyDefaults fills introspection's defaults; nil stays nil.
@@ -512,6 +557,12 @@ func (c *Config) Validate() error {
 	}
 	if c.UseLimits.MaxTTL < 0 {
 		return errors.New("use_limits.max_ttl must be positive")
+	}
+	if err := c.HTTPAuthz.validate(); err != nil {
+		return err
+	}
+	if err := c.ResourceMetadata.validate(); err != nil {
+		return err
 	}
 	if c.RateLimits.Timeout < 0 || c.RateLimits.MaxKeys < 0 {
 		return errors.New("rate_limits.timeout and rate_limits.max_keys must not be negative")
@@ -668,4 +719,73 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func (h HTTPAuthz) validate() error {
+	if h.Address != "" {
+		if _, _, err := net.SplitHostPort(h.Address); err != nil {
+			return fmt.Errorf("http_authz.address %q: %v", h.Address, err)
+		}
+	}
+	if h.PathPrefix != "" && !strings.HasPrefix(h.PathPrefix, "/") {
+		return fmt.Errorf("http_authz.path_prefix %q: must start with /", h.PathPrefix)
+	}
+	for i, p := range h.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			return fmt.Errorf("http_authz.trusted_proxies[%d] %q: want a CIDR such as 10.0.0.0/8 or an address", i, p)
+		}
+	}
+	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
+		return errors.New("http_authz.tls: cert_file and key_file must be set together")
+	}
+	if h.TLS.ClientCAFile != "" && !h.TLS.Enabled() {
+		return errors.New("http_authz.tls.client_ca_file needs cert_file and key_file")
+	}
+	return nil
+}
+
+// ParsePrefix reads one trusted_proxies entry: a CIDR, or a single address
+// (a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// validate checks the resource identifier as RFC 9728 §1.2 and RFC 8707 §2
+// want it: an absolute https URL (http only on a loopback host, for local
+// development) with no fragment; tokenwise also refuses a query, which would
+// make the metadata URL ambiguous.
+func (r ResourceMetadata) validate() error {
+	if r.Resource == "" {
+		if len(r.AuthorizationServers) > 0 || len(r.ScopesSupported) > 0 {
+			return errors.New("resource_metadata: resource is required")
+		}
+		return nil
+	}
+	u, err := url.Parse(r.Resource)
+	switch {
+	case err != nil || u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("resource_metadata.resource %q: not an absolute URL", r.Resource)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return fmt.Errorf("resource_metadata.resource %q: must be https (http only for a loopback host)", r.Resource)
+	case u.Fragment != "" || strings.Contains(r.Resource, "#"):
+		return fmt.Errorf("resource_metadata.resource %q: must not have a fragment", r.Resource)
+	case u.RawQuery != "" || strings.Contains(r.Resource, "?"):
+		return fmt.Errorf("resource_metadata.resource %q: must not have a query", r.Resource)
+	case u.User != nil:
+		return fmt.Errorf("resource_metadata.resource %q: must not carry user information", r.Resource)
+	}
+	for i, as := range r.AuthorizationServers {
+		if u, err := url.Parse(as); err != nil || u.Host == "" {
+			return fmt.Errorf("resource_metadata.authorization_servers[%d] %q: not an absolute URL", i, as)
+		}
+	}
+	return nil
 }

@@ -27,6 +27,8 @@ type Entry struct {
 	// for example the unverified iss of a token from an unknown issuer.
 	Detail string
 	Took   time.Duration
+	// Frontend says which front end answered: grpc or http ("": not logged).
+	Frontend string
 	// RateLimit names the limit the answer reports (the refusing one, or
 	// the one closest to exhaustion); "" when the request had none.
 	RateLimit string
@@ -57,6 +59,7 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 		slog.String("path", e.Path),
 		slog.Float64("latency_ms", float64(e.Took.Microseconds())/1000),
 	}
+	attrs = appendNonEmpty(attrs, "frontend", e.Frontend)
 	attrs = appendNonEmpty(attrs, "request_id", e.RequestID)
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)

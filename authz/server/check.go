@@ -30,6 +30,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
 	"github.com/tokenwise/tokenwise/authz/request"
+	"github.com/tokenwise/tokenwise/authz/resource"
 	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
@@ -70,6 +71,8 @@ type Authorizer struct {
 	tracing  *observe.Tracing
 	log      *observe.DecisionLog
 	logger   *slog.Logger
+	// resource is RFC 9728 protected resource metadata (nil: off).
+	resource *resource.Metadata
 }
 
 // result is the outcome of one Check, kept for the answer, the log and the metrics.
@@ -89,14 +92,22 @@ type result struct {
 // Check runs the pipeline for one request. It never returns a gRPC error:
 // Envoy's failure_mode_allow would turn one into an allow. A panic becomes a
 // 500 deny and the server goes on serving.
-func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	start := time.Now()
+func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	req, err := grpcfront.Request(check)
 	if err != nil {
+		a.logger.Warn("check request refused", "error", err)
 		req = &request.Request{Frontend: request.FrontendGRPC, Headers: map[string]string{}}
+		bad := fail(answer.InternalError(err.Error()), "bad_check_request", 500)
+		return a.run(ctx, req, &bad).response, nil
 	}
+	return a.run(ctx, req, nil).response, nil
+}
+
+// run is one Check from either front end: its span, the pipeline (unless
+// pre already holds the answer), the decision log and the metrics.
+func (a *Authorizer) run(ctx context.Context, req *request.Request, pre *result) (r result) {
+	start := time.Now()
 	ctx, span := a.startCheckSpan(ctx, req)
-	var r result
 	defer func() {
 		if p := recover(); p != nil {
 			a.metrics.Panic()
@@ -105,19 +116,20 @@ func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (res
 		}
 		endCheckSpan(span, r)
 		a.record(ctx, req, r, time.Since(start))
-		resp = r.response
 	}()
-	if err != nil {
-		r = fail(answer.InternalError(err.Error()), "bad_check_request", 500)
-		a.logger.Warn("check request refused", "error", err)
-		return r.response, nil
+	if pre != nil {
+		return *pre
 	}
 	r = a.decide(ctx, req)
-	return r.response, nil
+	r.response = a.withResourceMetadata(r.response)
+	return r
 }
 
 // decide is the pipeline: source → verify → revoke → policy → rate limit → use limit → answer.
 func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
+	if r, ok := a.metadataDocument(req); ok {
+		return r
+	}
 	found, err := a.finder.Find(req)
 	if err != nil {
 		return sourceFailed(err)
@@ -129,6 +141,9 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if found.Token != "" {
 		if tok, err = a.verify(ctx, found.Token); err != nil {
 			return invalidToken(err)
+		}
+		if err = a.resource.CheckAudience(tok); err != nil {
+			return withToken(invalidToken(err), tok)
 		}
 	}
 	if r, stop := a.revocation(tok); stop {
@@ -403,6 +418,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		}
 	}()
 	a.metrics.Decision(r.outcome, r.label, took)
+	a.metrics.FrontendDecision(req.Frontend, r.outcome)
 	e := observe.Entry{
 		DecisionID: newID(),
 		RequestID:  req.Headers["x-request-id"],
@@ -413,6 +429,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		Reason:     r.reason,
 		Detail:     r.detail,
 		Took:       took,
+		Frontend:   req.Frontend,
 	}
 	e.RateLimit, e.RateLimitRemaining = r.rate.name, r.rate.remaining
 	if e.RequestID == "" {

@@ -24,6 +24,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/resource"
 	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
@@ -69,6 +70,9 @@ type Server struct {
 	http     *http.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
+	// httpAuthz is the HTTP authorization listener (nil: http_authz is off).
+	httpAuthz    *http.Server
+	httpAuthzLis net.Listener
 }
 
 // New builds every stage from cfg: it compiles the policy (an error names the
@@ -123,6 +127,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		tracing:      s.tracing,
 		log:          observe.NewDecisionLog(s.logger),
 		logger:       s.logger,
+	}
+	if s.authz.resource, err = resource.New(cfg.ResourceMetadata, cfg.Issuers, cfg.Token); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.httpAuthz, err = s.newHTTPAuthz(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if s.grpc, err = s.newGRPC(); err != nil {
 		s.Close()
@@ -246,12 +258,16 @@ func (s *Server) Listen() error {
 	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPC.Address); err != nil {
 		return fmt.Errorf("grpc listener: %w", err)
 	}
-	if s.httpLis = s.opts.HTTPListener; s.httpLis != nil {
-		return nil
+	if s.httpLis = s.opts.HTTPListener; s.httpLis == nil {
+		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTP.Address); err != nil {
+			s.grpcLis.Close()
+			return fmt.Errorf("http listener: %w", err)
+		}
 	}
-	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTP.Address); err != nil {
+	if err := s.listenHTTPAuthz(); err != nil {
 		s.grpcLis.Close()
-		return fmt.Errorf("http listener: %w", err)
+		s.httpLis.Close()
+		return err
 	}
 	return nil
 }
@@ -266,9 +282,12 @@ func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 // NOT_SERVING, in-flight Checks finish (up to the drain timeout) and Serve
 // returns nil. Listen must have run.
 func (s *Server) Serve(ctx context.Context) error {
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() { errs <- s.grpc.Serve(s.grpcLis) }()
 	go func() { errs <- ignoreClosed(s.http.Serve(s.httpLis)) }()
+	if s.httpAuthz != nil {
+		go func() { errs <- s.serveHTTPAuthz() }()
+	}
 	go s.policy.Watch(ctx)
 	go s.trackReadiness(ctx)
 	select {
@@ -306,6 +325,8 @@ func (s *Server) trackReadiness(ctx context.Context) {
 func (s *Server) shutdown() {
 	s.ready.close()
 	s.health.Shutdown()
+	authzDrained := make(chan struct{})
+	go func() { s.drainHTTPAuthz(); close(authzDrained) }()
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
@@ -314,6 +335,7 @@ func (s *Server) shutdown() {
 		s.logger.Warn("drain timed out; closing remaining connections")
 		s.grpc.Stop()
 	}
+	<-authzDrained
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
