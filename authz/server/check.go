@@ -134,7 +134,7 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if err != nil {
 		return sourceFailed(err)
 	}
-	if r, stop := a.checkFound(found); stop {
+	if r, stop := a.checkFound(req, found); stop {
 		return r
 	}
 	var tok *verify.Token
@@ -298,9 +298,11 @@ func sourceFailed(err error) result {
 
 // checkFound refuses what the finder found but this build cannot honour:
 // a token that remove_authorization could not strip (a query parameter Envoy
-// does not see as its own), and the DPoP scheme, which needs a proof check.
-func (a *Authorizer) checkFound(found source.Found) (result, bool) {
-	if a.removeBearer && found.Where == source.Query && found.AfterSemicolon {
+// does not see as its own, or any query token when a proxy asks over HTTP,
+// whose answer cannot rewrite the query), and the DPoP scheme, which needs
+// a proof check.
+func (a *Authorizer) checkFound(req *request.Request, found source.Found) (result, bool) {
+	if a.removeBearer && found.Where == source.Query && (found.AfterSemicolon || req.Frontend == request.FrontendHTTP) {
 		return fail(answer.InvalidRequest("the token's query parameter cannot be removed; send it in the Authorization header"), "invalid_request", 400), true
 	}
 	if found.Scheme == source.SchemeDPoP {
