@@ -5,6 +5,7 @@ package answer
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -39,6 +40,9 @@ type Upstream struct {
 	Set []policy.Header
 	// Remove are headers to remove from the upstream request.
 	Remove []string
+	// RemoveQuery are query parameters to remove from the upstream request
+	// (a token sent in the query, with remove_authorization).
+	RemoveQuery []string
 }
 
 // Allow answers OK with the decision's rewrites and the upstream headers.
@@ -50,7 +54,7 @@ func Allow(d policy.Decision, up Upstream) *authv3.CheckResponse {
 		Headers:                 overwrite(append(withoutNames(d.Headers, up.Set), up.Set...)),
 		HeadersToRemove:         removals(d.RequestHeadersToRemove, up),
 		ResponseHeadersToAdd:    add(d.ResponseHeadersToAdd),
-		QueryParametersToRemove: d.QueryParametersToRemove,
+		QueryParametersToRemove: queryRemovals(d.QueryParametersToRemove, up.RemoveQuery),
 	}
 	for _, q := range d.QueryParametersToSet {
 		ok.QueryParametersToSet = append(ok.QueryParametersToSet, &corev3.QueryParameter{Key: q.Name, Value: q.Value})
@@ -87,6 +91,20 @@ func removals(fromPolicy []string, up Upstream) []string {
 		if !set[name] {
 			out = append(out, name)
 			set[name] = true
+		}
+	}
+	return out
+}
+
+// queryRemovals is the policy's query removals plus tokenwise's, each once.
+func queryRemovals(fromPolicy, ours []string) []string {
+	if len(ours) == 0 {
+		return fromPolicy
+	}
+	out := append([]string(nil), fromPolicy...)
+	for _, name := range ours {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
 		}
 	}
 	return out
@@ -139,6 +157,12 @@ func Denied(d policy.Decision, hadToken bool) *authv3.CheckResponse {
 // for example the use-limit store is unreachable. Envoy passes it on.
 func Unavailable(description string) *authv3.CheckResponse {
 	return deny(typev3.StatusCode_ServiceUnavailable, codes.Unavailable, "", errUnavailable, description, policy.Decision{})
+}
+
+// PayloadTooLarge is 413 without a challenge: the request body is too large
+// or too complex for the policy to read (the credentials are not at fault).
+func PayloadTooLarge(description string) *authv3.CheckResponse {
+	return deny(typev3.StatusCode_PayloadTooLarge, codes.InvalidArgument, "", ErrInvalidRequest, description, policy.Decision{})
 }
 
 // InternalError is 500: the policy failed or tokenwise itself did.

@@ -56,6 +56,12 @@ type GRPC struct {
 	Reflection *bool `yaml:"reflection"`
 	// MaxConcurrentStreams bounds the streams on one HTTP/2 connection (0: grpc-go's default).
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// MaxReceiveBytes is the largest CheckRequest accepted (default:
+	// 2 × policy.max_body_bytes + 1 MiB, at least 8 MiB). A bigger one fails
+	// in grpc-go before tokenwise sees it, and Envoy's failure_mode_allow
+	// would turn that failure into an allow, so keep it above what Envoy
+	// sends (with_request_body.max_request_bytes plus the headers).
+	MaxReceiveBytes int `yaml:"max_receive_bytes"`
 }
 
 // ReflectionEnabled reports whether gRPC server reflection is on (the default).
@@ -231,6 +237,35 @@ type Policy struct {
 	Query string   `yaml:"query"`
 	// MaxBodyBytes caps the request body parsed into input.parsed_body.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxBodyElements and MaxBodyDepth bound the JSON values (or form
+	// pairs) and the nesting of a body parsed into input.parsed_body; a body
+	// over either is refused (413) rather than parsed.
+	MaxBodyElements int `yaml:"max_body_elements"`
+	MaxBodyDepth    int `yaml:"max_body_depth"`
+	// MaxBodyParses is how many bodies are parsed at once (default: the
+	// number of CPUs, at least 2); more wait their turn within their Check.
+	MaxBodyParses int `yaml:"max_body_parses"`
+	// Timeout bounds one policy evaluation (default 1s), within the Check's
+	// own deadline; past it the request is denied (500).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Defaults of the policy and gRPC limits.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultMaxBodyElements = 50000
+	DefaultMaxBodyDepth    = 64
+	DefaultPolicyTimeout   = time.Second
+	minReceiveBytes        = 8 << 20
+)
+
+// ReceiveLimit is grpc.max_receive_bytes, or its default for maxBody: twice
+// the body cap plus 1 MiB for headers and attributes, at least 8 MiB.
+func (g GRPC) ReceiveLimit(maxBody int) int {
+	if g.MaxReceiveBytes > 0 {
+		return g.MaxReceiveBytes
+	}
+	return max(2*maxBody+(1<<20), minReceiveBytes)
 }
 
 // UseLimits configures where one-time and N-use counts are kept.
@@ -422,7 +457,19 @@ func (c *Config) applyDefaults() {
 	}
 	setDefault(&c.Policy.Query, "data.envoy.authz.allow")
 	if c.Policy.MaxBodyBytes == 0 {
-		c.Policy.MaxBodyBytes = 1 << 20
+		c.Policy.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.GRPC.MaxReceiveBytes == 0 {
+		c.GRPC.MaxReceiveBytes = c.GRPC.ReceiveLimit(c.Policy.MaxBodyBytes)
+	}
+	if c.Policy.MaxBodyElements == 0 {
+		c.Policy.MaxBodyElements = DefaultMaxBodyElements
+	}
+	if c.Policy.MaxBodyDepth == 0 {
+		c.Policy.MaxBodyDepth = DefaultMaxBodyDepth
+	}
+	if c.Policy.Timeout == 0 {
+		c.Policy.Timeout = DefaultPolicyTimeout
 	}
 	setDefault(&c.Tracing.ServiceName, "tokenwise")
 	setDefault(&c.UseLimits.Store, "memory")
@@ -517,6 +564,12 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Policy.Query, "data.") {
 		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)
+	}
+	if c.Policy.MaxBodyElements < 0 || c.Policy.MaxBodyDepth < 0 || c.Policy.MaxBodyParses < 0 || c.Policy.Timeout < 0 {
+		return errors.New("policy: max_body_elements, max_body_depth, max_body_parses and timeout must not be negative")
+	}
+	if c.GRPC.MaxReceiveBytes < 0 {
+		return errors.New("grpc.max_receive_bytes must not be negative")
 	}
 	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		return fmt.Errorf("tracing.sample_ratio %v: want a number from 0 to 1", *r)

@@ -17,6 +17,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
+
+	"github.com/tokenwise/tokenwise/authz/observe"
 )
 
 // prepared is one compiled generation of the policy.
@@ -193,6 +195,7 @@ func (e *Engine) queryUndefined(result *loader.Result) bool {
 type printHook struct{ e *Engine }
 
 func (h printHook) Print(ctx print.Context, msg string) error {
-	h.e.log.Debug("policy print", "location", ctx.Location.String(), "message", msg)
+	// A policy may print its input; the log must still hold no credential.
+	h.e.log.Debug("policy print", "location", ctx.Location.String(), "message", observe.Scrub(msg))
 	return nil
 }

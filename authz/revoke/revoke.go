@@ -192,6 +192,10 @@ func (s *Set) load(ctx context.Context) error {
 	return nil
 }
 
+// Loaded reports whether the set has been loaded from its store at least
+// once. It stays true through later store outages, which keep the last set.
+func (s *Set) Loaded() bool { return s.snap.Load() != nil }
+
 // Revoked reports whether tok is revoked: by its issuer and jti, or by its
 // issuer and subject when it was issued before the subject's cut-off. A
 // token without iat counts as issued before any cut-off: nothing shows it is

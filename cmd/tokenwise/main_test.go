@@ -84,6 +84,7 @@ issuers:
     jwks_url: %s
 policy:
   paths: [policies/]
+  timeout: 10s    # the drain test's policy waits on a slow service for a second
 forward:
   claims_to_headers: {sub: x-user-id}
 `, issuer.URL(), issuer.JWKSURL()))
