@@ -15,7 +15,7 @@ func TestFaultsInTheUsersWords(t *testing.T) {
 	cases := map[string]struct{ yaml, want string }{
 		"near key":          {issuer + "    audience: [orders]\n", `issuers[0].audience (line 5): unknown key "audience"; did you mean audiences?`},
 		"near top key":      {"isuers: []\n", "did you mean issuers?"},
-		"far key":           {"grpc: {zzzzzz: 1}\n", "known keys here: address, max_concurrent_streams, reflection, tls"},
+		"far key":           {"grpc: {zzzzzz: 1}\n", "known keys here: address, max_concurrent_streams, max_receive_bytes, reflection, tls"},
 		"misplaced key":     {"leeway: 30s\n", `leeway (line 1): unknown key "leeway"; it belongs under issuers[]`},
 		"misplaced nested":  {"grpc: {cert_file: a.pem}\n", "it belongs under grpc.tls"},
 		"bare duration":     {issuer + "    leeway: 30\n", "issuers[0].leeway (line 5): 30 is a number without a unit; a duration needs one, such as 30s"},
