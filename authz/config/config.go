@@ -1,19 +1,22 @@
 // Package config loads and validates tokenwise's YAML configuration.
 //
-// The file is strict: an unknown key is an error naming the key and the file.
-// ${VAR} references are expanded from the environment before parsing, and
-// every default is applied here so later stages can read values as they are.
+// The file is strict: an unknown key or a mistyped value is an error naming
+// the file, the YAML path and the nearest known key, in the file's words.
+// ${VAR} references in values are expanded from the environment (an unset
+// one is an error unless it gives a default, ${VAR:-default}), relative
+// paths are relative to the file, and every default is applied here so later
+// stages can read values as they are.
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,6 +44,9 @@ type Config struct {
 	// RateLimits adjusts how the decisions' rate_limits are enforced.
 	RateLimits RateLimits `yaml:"rate_limits"`
 	DPoP       DPoP       `yaml:"dpop"`
+
+	// set holds the YAML paths of the keys the file wrote (see Sets).
+	set *yaml.Node
 }
 
 // GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
@@ -51,6 +57,12 @@ type GRPC struct {
 	Reflection *bool `yaml:"reflection"`
 	// MaxConcurrentStreams bounds the streams on one HTTP/2 connection (0: grpc-go's default).
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// MaxReceiveBytes is the largest CheckRequest accepted (default:
+	// 2 × policy.max_body_bytes + 1 MiB, at least 8 MiB). A bigger one fails
+	// in grpc-go before tokenwise sees it, and Envoy's failure_mode_allow
+	// would turn that failure into an allow, so keep it above what Envoy
+	// sends (with_request_body.max_request_bytes plus the headers).
+	MaxReceiveBytes int `yaml:"max_receive_bytes"`
 }
 
 // ReflectionEnabled reports whether gRPC server reflection is on (the default).
@@ -75,6 +87,8 @@ type HTTP struct {
 type Log struct {
 	// Level is debug, info, warn or error.
 	Level string `yaml:"level"`
+	// Format is json (the default for serve) or text (the default for dev).
+	Format string `yaml:"format"`
 }
 
 // Issuer is one trusted token issuer, chosen by a token's iss claim.
@@ -259,6 +273,35 @@ type Policy struct {
 	Query string   `yaml:"query"`
 	// MaxBodyBytes caps the request body parsed into input.parsed_body.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxBodyElements and MaxBodyDepth bound the JSON values (or form
+	// pairs) and the nesting of a body parsed into input.parsed_body; a body
+	// over either is refused (413) rather than parsed.
+	MaxBodyElements int `yaml:"max_body_elements"`
+	MaxBodyDepth    int `yaml:"max_body_depth"`
+	// MaxBodyParses is how many bodies are parsed at once (default: the
+	// number of CPUs, at least 2); more wait their turn within their Check.
+	MaxBodyParses int `yaml:"max_body_parses"`
+	// Timeout bounds one policy evaluation (default 1s), within the Check's
+	// own deadline; past it the request is denied (500).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Defaults of the policy and gRPC limits.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultMaxBodyElements = 50000
+	DefaultMaxBodyDepth    = 64
+	DefaultPolicyTimeout   = time.Second
+	minReceiveBytes        = 8 << 20
+)
+
+// ReceiveLimit is grpc.max_receive_bytes, or its default for maxBody: twice
+// the body cap plus 1 MiB for headers and attributes, at least 8 MiB.
+func (g GRPC) ReceiveLimit(maxBody int) int {
+	if g.MaxReceiveBytes > 0 {
+		return g.MaxReceiveBytes
+	}
+	return max(2*maxBody+(1<<20), minReceiveBytes)
 }
 
 // UseLimits configures where one-time and N-use counts are kept.
@@ -371,30 +414,57 @@ func Default() *Config {
 	return c
 }
 
-// Load reads, expands and validates the file at path.
+// Load reads, expands and validates the file at path. Relative paths the
+// file gives (policies, certificates) are taken relative to the file.
 func Load(path string) (*Config, error) {
+	return LoadOver(path, &Config{})
+}
+
+// LoadOver reads the file at path over base: what the file sets replaces
+// base's value, what it leaves out keeps it (tokenwise dev layers a user's
+// file over its own defaults). Then defaults apply and the result is validated.
+func LoadOver(path string, base *Config) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data)
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := parse(data, dir, base)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Parse expands ${VAR} references in data, decodes it strictly and validates it.
+// Parse expands ${VAR} references in data, decodes it strictly and
+// validates it. Relative paths are left as written.
 func Parse(data []byte) (*Config, error) {
-	expanded, err := expand(string(data))
-	if err != nil {
-		return nil, err
+	return parse(data, "", &Config{})
+}
+
+func parse(data []byte, dir string, c *Config) (*Config, error) {
+	var root yaml.Node
+	var vars variables
+	if err := yaml.Unmarshal([]byte(vars.hide(string(data))), &root); err != nil {
+		return nil, plainYAMLError(err)
 	}
-	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, cleanYAMLError(err)
+	if root.Kind != 0 {
+		if err := vars.expandNode(&root, ""); err != nil {
+			return nil, err
+		}
+		if err := checkNode(&root, reflect.TypeFor[Config](), ""); err != nil {
+			return nil, err
+		}
+		if err := root.Decode(c); err != nil {
+			return nil, plainYAMLError(err)
+		}
+		c.set = &root
+		if dir != "" {
+			c.resolvePaths(&root, dir)
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -403,23 +473,10 @@ func Parse(data []byte) (*Config, error) {
 	return c, nil
 }
 
-// cleanYAMLError turns yaml.v3's multi-line TypeError into one line.
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return errors.New(strings.Join(te.Errors, "; "))
-	}
-	return err
-}
-
-var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expand replaces ${VAR} with the environment's value; an unset variable
-// expands to the empty string, as in a shell, so optional secrets may be absent.
-func expand(s string) (string, error) {
-	return varPattern.ReplaceAllStringFunc(s, func(m string) string {
-		return os.Getenv(varPattern.FindStringSubmatch(m)[1])
-	}), nil
+// Sets reports whether the file the configuration came from set the value
+// at the YAML path keys, e.g. Sets("policy", "paths").
+func (c *Config) Sets(keys ...string) bool {
+	return c.set != nil && has(c.set, keys...)
 }
 
 func (c *Config) applyDefaults() {
@@ -436,7 +493,19 @@ func (c *Config) applyDefaults() {
 	}
 	setDefault(&c.Policy.Query, "data.envoy.authz.allow")
 	if c.Policy.MaxBodyBytes == 0 {
-		c.Policy.MaxBodyBytes = 1 << 20
+		c.Policy.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.GRPC.MaxReceiveBytes == 0 {
+		c.GRPC.MaxReceiveBytes = c.GRPC.ReceiveLimit(c.Policy.MaxBodyBytes)
+	}
+	if c.Policy.MaxBodyElements == 0 {
+		c.Policy.MaxBodyElements = DefaultMaxBodyElements
+	}
+	if c.Policy.MaxBodyDepth == 0 {
+		c.Policy.MaxBodyDepth = DefaultMaxBodyDepth
+	}
+	if c.Policy.Timeout == 0 {
+		c.Policy.Timeout = DefaultPolicyTimeout
 	}
 	setDefault(&c.Tracing.ServiceName, "tokenwise")
 	setDefault(&c.UseLimits.Store, "memory")
@@ -528,6 +597,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level)
 	}
+	if !slices.Contains([]string{"", "json", "text"}, c.Log.Format) {
+		return fmt.Errorf("log.format %q: want text or json", c.Log.Format)
+	}
 	if err := c.validateIssuers(); err != nil {
 		return err
 	}
@@ -539,6 +611,12 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Policy.Query, "data.") {
 		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)
+	}
+	if c.Policy.MaxBodyElements < 0 || c.Policy.MaxBodyDepth < 0 || c.Policy.MaxBodyParses < 0 || c.Policy.Timeout < 0 {
+		return errors.New("policy: max_body_elements, max_body_depth, max_body_parses and timeout must not be negative")
+	}
+	if c.GRPC.MaxReceiveBytes < 0 {
+		return errors.New("grpc.max_receive_bytes must not be negative")
 	}
 	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		return fmt.Errorf("tracing.sample_ratio %v: want a number from 0 to 1", *r)
@@ -577,7 +655,7 @@ func (c *Config) validateIssuers() error {
 		if !namePattern.MatchString(is.Name) {
 			return fmt.Errorf("%s.name %q: want letters, digits, '.', '_' or '-'", where, is.Name)
 		}
-		where = fmt.Sprintf("issuer %q", is.Name)
+		where = fmt.Sprintf("%s (%s)", where, is.Name)
 		if names[is.Name] {
 			return fmt.Errorf("%s: name used twice", where)
 		}

@@ -47,8 +47,8 @@ dpop:
 
 func TestProofOfPossessionFaults(t *testing.T) {
 	for extra, want := range map[string]string{
-		"    proof_of_possession: always\n":                   `issuer "corp": proof_of_possession "always": want optional or required`,
-		"    dpop_algorithms: [HS256]\n":                      `issuer "corp": dpop_algorithms: "HS256" not allowed`,
+		"    proof_of_possession: always\n":                   `issuers[0] (corp): proof_of_possession "always": want optional or required`,
+		"    dpop_algorithms: [HS256]\n":                      `issuers[0] (corp): dpop_algorithms: "HS256" not allowed`,
 		"    dpop_algorithms: [none]\n":                       `dpop_algorithms: "none" not allowed`,
 		"    dpop_proof_lifetime: -1s\n":                      "dpop_proof_lifetime must not be negative",
 		"    dpop_nonce: true\n":                              "dpop_nonce needs dpop.nonce_secret",

@@ -7,8 +7,9 @@ import (
 )
 
 // Entry is one decision-log line. It has no field for a token, an
-// Authorization header or a cookie, so none can be logged by mistake; Path
-// must already have any token query parameter redacted.
+// Authorization header, a DPoP proof or a cookie, so none can be logged by
+// mistake; Path must already have every token query parameter redacted
+// (access_token always, and the configured one: source.Finder.RedactPath).
 type Entry struct {
 	DecisionID string
 	RequestID  string
@@ -25,6 +26,9 @@ type Entry struct {
 	// Status is the HTTP status of a deny (0 on allow).
 	Status int
 	Reason string
+	// Detail is what an operator needs beyond the reason, never a secret:
+	// for example the unverified iss of a token from an unknown issuer.
+	Detail string
 	Took   time.Duration
 	// Frontend says which front end answered: grpc or http ("": not logged).
 	Frontend string
@@ -63,6 +67,7 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)
 	attrs = appendNonEmpty(attrs, "jti", e.JTI)
+	attrs = appendNonEmpty(attrs, "detail", e.Detail)
 	if e.RateLimit != "" {
 		attrs = append(attrs, slog.String("rate_limit", e.RateLimit), slog.Int64("rate_limit_remaining", e.RateLimitRemaining))
 	}

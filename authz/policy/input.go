@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -53,11 +54,17 @@ func versionValue(frontend string) ast.Value {
 // An error (bad path or query escapes, a malformed JSON body) means the
 // request cannot be judged; the caller denies it.
 func Input(req *request.Request, tok *verify.Token, maxBody int) (ast.Value, error) {
+	return inputWith(context.Background(), req, tok, DefaultBodyLimits(maxBody))
+}
+
+// inputWith is Input with the body's parse bounded by limits; waiting for a
+// parse slot ends with ctx.
+func inputWith(ctx context.Context, req *request.Request, tok *verify.Token, limits BodyLimits) (ast.Value, error) {
 	parsedPath, parsedQuery, err := parsePath(req.Path)
 	if err != nil {
 		return nil, err
 	}
-	body, truncated, err := parseBody(req.Headers, req.Body, req.RawBody, maxBody)
+	body, truncated, err := parseBody(ctx, req.Headers, req.Body, req.RawBody, limits)
 	if err != nil {
 		return nil, err
 	}

@@ -224,11 +224,11 @@ func TestInputHeaderMap(t *testing.T) {
 		t.Errorf("parsed_body = %#v", in["parsed_body"])
 	}
 
-	// headers present: header_map is not merged into them.
+	// Both shapes sent: header_map is the one truth, as for the token finder.
 	req = mustRequest(t, `{"attributes":{"request":{"http":{"path":"/x","headers":{"a":"1"},
 	  "headerMap":{"headers":[{"key":"b","value":"2"}]}}}}}`)
 	in = inputJSON(t, req, nil, 0)
-	if got := get(in, "attributes.request.http.headers"); !reflect.DeepEqual(got, map[string]any{"a": "1"}) {
+	if got := get(in, "attributes.request.http.headers"); !reflect.DeepEqual(got, map[string]any{"b": "2"}) {
 		t.Errorf("headers = %#v", got)
 	}
 }

@@ -87,7 +87,10 @@ type result struct {
 	label  string
 	reason string
 	status int
+	// detail is for the log only (say, an unknown token's unverified iss).
+	detail string
 	rate   rateNote // the rate limit the answer reports, if any
+	uses   int64    // the use limit an allowing decision counted against (0: none)
 }
 
 // Check runs the pipeline for one request. It never returns a gRPC error:
@@ -133,26 +136,32 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if r, ok := a.metadataDocument(req); ok {
 		return r
 	}
-	raw, scheme, err := a.finder.FindScheme(req)
+	found, err := a.finder.Find(req)
 	if err != nil {
-		return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
+		return sourceFailed(err)
+	}
+	if r, stop := a.checkFound(req, found); stop {
+		return r
 	}
 	var tok *verify.Token
-	if raw != "" {
-		if tok, err = a.verify(ctx, raw); err != nil {
+	if found.Token != "" {
+		if tok, err = a.verify(ctx, found.Token); err != nil {
 			return invalidToken(err)
 		}
 		if err = a.resource.CheckAudience(tok); err != nil {
 			return withToken(invalidToken(err), tok)
 		}
 	}
-	if r, stop := a.proofOfPossession(ctx, req, scheme, raw, tok); stop {
+	if r, stop := a.proofOfPossession(ctx, req, found.Scheme, found.Token, tok); stop {
 		return withToken(r, tok)
 	}
 	if r, stop := a.revocation(tok); stop {
 		return withToken(r, tok)
 	}
 	d, err := a.decidePolicy(ctx, req, tok)
+	if errors.Is(err, policy.ErrBodyTooComplex) {
+		return withToken(fail(answer.PayloadTooLarge("the request body is too complex to authorize"), "body_too_complex", 413), tok)
+	}
 	if err != nil { // the engine has logged why
 		return withToken(fail(answer.InternalError("policy evaluation failed"), "policy_error", 500), tok)
 	}
@@ -166,7 +175,8 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if r, stop := a.useLimit(ctx, tok, d); stop {
 		return withToken(r, tok)
 	}
-	return withRate(result{response: answer.Allow(d, a.upstream(tok)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}, rl.rate)
+	allowed := result{response: answer.Allow(d, a.upstream(req, tok, found)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed"), uses: d.MaxUses}
+	return withRate(allowed, rl.rate)
 }
 
 // verify is the verification stage in its own span.
@@ -192,7 +202,9 @@ func invalidToken(err error) result {
 		return fail(answer.Unavailable(verr.Description), verr.Reason, 503)
 	}
 	if errors.As(err, &verr) {
-		return fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
+		r := fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
+		r.detail = verr.Detail
+		return r
 	}
 	return fail(answer.InvalidToken("token is invalid"), "invalid_token", 401)
 }
@@ -254,7 +266,10 @@ func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.D
 // upstream is what tokenwise sets on an allowed request beside the policy:
 // claim values in their headers, and removals. A configured claim header
 // that tokenwise does not set is removed, so a client can never supply it.
-func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
+// With forward.remove_authorization, the token is stripped wherever it was
+// found: the header, the token cookie (the Cookie header is rewritten without
+// it, other cookies kept) or the query parameter.
+func (a *Authorizer) upstream(req *request.Request, tok *verify.Token, found source.Found) answer.Upstream {
 	var up answer.Upstream
 	for _, c := range a.claims {
 		if value, ok := claimValue(tok, c.claim); ok {
@@ -263,10 +278,43 @@ func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
 			up.Remove = append(up.Remove, c.header)
 		}
 	}
-	if a.removeBearer && tok != nil {
-		up.Remove = append(up.Remove, a.tokenHdr)
+	if !a.removeBearer || tok == nil {
+		return up
+	}
+	switch found.Where {
+	case source.Header:
+		up.Remove = append(up.Remove, found.Header)
+	case source.Cookie:
+		if rest, keep := a.finder.CookieHeaderWithout(req); keep {
+			up.Set = append(up.Set, policy.Header{Name: "cookie", Value: rest})
+		} else {
+			up.Remove = append(up.Remove, "cookie")
+		}
+	case source.Query:
+		up.RemoveQuery = found.QueryKeys
 	}
 	return up
+}
+
+// sourceFailed answers a request whose token could not be found cleanly: a
+// malformed Bearer or DPoP credential is a bad token (401), anything else
+// (two tokens) a malformed request (400).
+func sourceFailed(err error) result {
+	if errors.Is(err, source.ErrInvalidToken) {
+		return fail(answer.InvalidToken(err.Error()), "malformed_credentials", 401)
+	}
+	return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
+}
+
+// checkFound refuses what the finder found but this build cannot honour:
+// a token that remove_authorization could not strip (a query parameter Envoy
+// does not see as its own, or any query token when a proxy asks over HTTP,
+// whose answer cannot rewrite the query).
+func (a *Authorizer) checkFound(req *request.Request, found source.Found) (result, bool) {
+	if a.removeBearer && found.Where == source.Query && (found.AfterSemicolon || req.Frontend == request.FrontendHTTP) {
+		return fail(answer.InvalidRequest("the token's query parameter cannot be removed; send it in the Authorization header"), "invalid_request", 400), true
+	}
+	return result{}, false
 }
 
 // claimHeader is one claim forwarded upstream in a header.
@@ -387,6 +435,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		Outcome:    r.outcome,
 		Status:     r.status,
 		Reason:     r.reason,
+		Detail:     r.detail,
 		Took:       took,
 		Frontend:   req.Frontend,
 	}

@@ -66,6 +66,7 @@ type Server struct {
 	pop      *popStage
 	authz    *Authorizer
 	health   *health.Server
+	ready    *readiness
 	grpc     *grpc.Server
 	http     *http.Server
 	grpcLis  net.Listener
@@ -163,6 +164,9 @@ func GRPCServerOptions(c config.GRPC) ([]grpc.ServerOption, error) {
 		// Envoy keeps a few long-lived HTTP/2 connections and pings them.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
+	// Above the largest CheckRequest Envoy sends: a bigger one would fail
+	// before Check runs, and failure_mode_allow turns that into an allow.
+	opts = append(opts, grpc.MaxRecvMsgSize(c.ReceiveLimit(config.DefaultMaxBodyBytes)))
 	if n := c.MaxConcurrentStreams; n > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(n))
 	}
@@ -195,7 +199,8 @@ func (s *Server) newGRPC() (*grpc.Server, error) {
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(g, s.health)
+	s.ready = &readiness{health: s.health, probe: s.Ready, logger: s.logger}
+	healthpb.RegisterHealthServer(g, &healthService{Server: s.health, ready: s.ready})
 	if s.cfg.GRPC.ReflectionEnabled() {
 		reflection.Register(g)
 	}
@@ -229,8 +234,8 @@ func (s *Server) opsHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
-			http.Error(w, "not ready: waiting for every issuer's JWKS to load", http.StatusServiceUnavailable)
+		if !s.ready.refresh() {
+			http.Error(w, "not ready: waiting for every issuer's JWKS and the revocation set to load", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -243,10 +248,15 @@ func (s *Server) opsHandler() http.Handler {
 }
 
 // Ready reports whether the server can answer Checks correctly: the policy
-// compiled (New would have failed otherwise) and every issuer's JWKS loaded
-// once. The use-limit store is deliberately not part of it: a Redis outage
-// must not take every replica out of the load balancer.
-func (s *Server) Ready() bool { return s.verifier.Ready() }
+// compiled (New would have failed otherwise), every issuer's JWKS loaded
+// once and the revocation set loaded once from its store (at once for the
+// memory store). Each stays loaded: a later Redis or JWKS outage keeps the
+// last set and leaves the server ready, so it does not take every replica
+// out of the load balancer. /readyz and grpc.health.v1 both read it through
+// one readiness state (see readiness).
+func (s *Server) Ready() bool {
+	return s.verifier.Ready() && (s.revoked == nil || s.revoked.Loaded())
+}
 
 // Listen binds both listeners; a taken port is an error naming the address.
 func (s *Server) Listen() error {
@@ -303,22 +313,13 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// trackReadiness mirrors Ready into grpc.health.v1 until ctx ends.
+// trackReadiness refreshes the readiness state until ctx ends, so that
+// grpc.health.v1 Watch streams hear of a change without a probe asking.
 func (s *Server) trackReadiness(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	last := healthpb.HealthCheckResponse_NOT_SERVING
 	for {
-		now := healthpb.HealthCheckResponse_NOT_SERVING
-		if s.Ready() {
-			now = healthpb.HealthCheckResponse_SERVING
-		}
-		if now != last {
-			s.health.SetServingStatus("", now)
-			s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, now)
-			s.logger.Info("readiness changed", "status", now.String())
-			last = now
-		}
+		s.ready.refresh()
 		select {
 		case <-ctx.Done():
 			return
@@ -328,6 +329,7 @@ func (s *Server) trackReadiness(ctx context.Context) {
 }
 
 func (s *Server) shutdown() {
+	s.ready.close()
 	s.health.Shutdown()
 	authzDrained := make(chan struct{})
 	go func() { s.drainHTTPAuthz(); close(authzDrained) }()

@@ -8,60 +8,58 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tokenwise/tokenwise/authz/pop"
 )
 
-const dpopProofUsage = `Usage: tokenwise dpop-proof --key FILE --url URL [--method GET] [--token T] [--nonce N]
-       tokenwise dpop-proof --key FILE --jkt
+// dpopProofFlags are the flags of `tokenwise dpop-proof`.
+type dpopProofFlags struct {
+	key, method, url, token, nonce string
+	jkt                            bool
+}
 
-Prints a DPoP proof (RFC 9449) for one request, signed with the private key
+// newDPoPProofCmd is `tokenwise dpop-proof`: the client side of DPoP, so a
+// user can try a DPoP-bound token with grpcurl or curl.
+func newDPoPProofCmd() *cobra.Command {
+	var f dpopProofFlags
+	cmd := &cobra.Command{
+		Use:   "dpop-proof --key FILE --url URL [--method GET] [--token T] [--nonce N]",
+		Short: "Print a DPoP proof for one request",
+		Long: `Print a DPoP proof (RFC 9449) for one request, signed with the private key
 in FILE (PEM: EC P-256/P-384/P-521, RSA or Ed25519). Send it in the DPoP
-header, with the token as "Authorization: DPoP <token>". --jkt prints the
-key's thumbprint instead: the cnf.jkt of tokens bound to it (tokenwise dev
-mints one with /dev/token?jkt=...).
-
-Flags:
-`
-
-// runDPoPProof is `tokenwise dpop-proof`, printing to standard output.
-func runDPoPProof(args []string) error {
-	return dpopProof(args, os.Stdout)
+header, with the token as "Authorization: DPoP <token>"; a proof is good for
+one request. --jkt prints the key's RFC 7638 thumbprint instead: the cnf.jkt
+of tokens bound to it (tokenwise dev mints one with /dev/token?jkt=...).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return dpopProof(f, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.key, "key", "", "PEM private key file (required)")
+	fs.StringVar(&f.method, "method", "GET", "the request's HTTP method (htm)")
+	fs.StringVar(&f.url, "url", "", "the request's URL (htu; query and fragment are dropped)")
+	fs.StringVar(&f.token, "token", "", "the access token the proof goes with (ath)")
+	fs.StringVar(&f.nonce, "nonce", "", "the server's nonce, from a DPoP-Nonce header")
+	fs.BoolVar(&f.jkt, "jkt", false, "print the key's thumbprint instead of a proof")
+	return cmd
 }
 
 // dpopProof prints a DPoP proof, or the key's thumbprint with --jkt.
-func dpopProof(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("dpop-proof", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	keyFile := fs.String("key", "", "PEM private key file (required)")
-	method := fs.String("method", "GET", "the request's HTTP method (htm)")
-	url := fs.String("url", "", "the request's URL (htu; query and fragment are dropped)")
-	token := fs.String("token", "", "the access token the proof goes with (ath)")
-	nonce := fs.String("nonce", "", "the server's nonce, from a DPoP-Nonce header")
-	jkt := fs.Bool("jkt", false, "print the key's RFC 7638 thumbprint instead of a proof")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, dpopProofUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dpop-proof: unexpected argument %q", fs.Arg(0))
-	}
-	if *keyFile == "" {
+func dpopProof(f dpopProofFlags, stdout io.Writer) error {
+	if f.key == "" {
 		return errors.New("dpop-proof: --key FILE is required")
 	}
-	key, err := readSigner(*keyFile)
+	key, err := readSigner(f.key)
 	if err != nil {
 		return err
 	}
-	if *jkt {
+	if f.jkt {
 		thumb, err := pop.Thumbprint(key.Public())
 		if err != nil {
 			return err
@@ -69,10 +67,10 @@ func dpopProof(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, thumb)
 		return nil
 	}
-	if *url == "" {
+	if f.url == "" {
 		return errors.New("dpop-proof: --url URL is required")
 	}
-	proof, err := pop.Sign(key, pop.ProofParams{Method: *method, URL: *url, Token: *token, Nonce: *nonce})
+	proof, err := pop.Sign(key, pop.ProofParams{Method: f.method, URL: f.url, Token: f.token, Nonce: f.nonce})
 	if err != nil {
 		return fmt.Errorf("dpop-proof: %w", err)
 	}

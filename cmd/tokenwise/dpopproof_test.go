@@ -9,8 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
-	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,8 +42,8 @@ func TestDPoPProofCommand(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := dpopProof([]string{"--key", tc.file, "--jkt"}, &out); err != nil {
-				t.Fatal(err)
+			if code := run([]string{"dpop-proof", "--key", tc.file, "--jkt"}, &out, io.Discard); code != 0 {
+				t.Fatalf("--jkt: exit %d", code)
 			}
 			jkt := strings.TrimSpace(out.String())
 			if want, _ := pop.Thumbprint(tc.pub); jkt != want {
@@ -52,8 +51,8 @@ func TestDPoPProofCommand(t *testing.T) {
 			}
 			out.Reset()
 			const token = "eyJhbGciOiJFUzI1NiJ9.e30.c2ln"
-			if err := dpopProof([]string{"--key", tc.file, "--method", "POST", "--url", "https://api.example.com/pay?x=1", "--token", token}, &out); err != nil {
-				t.Fatal(err)
+			if code := run([]string{"dpop-proof", "--key", tc.file, "--method", "POST", "--url", "https://api.example.com/pay?x=1", "--token", token}, &out, io.Discard); code != 0 {
+				t.Fatalf("exit %d", code)
 			}
 			req := pop.Request{Method: "POST", Scheme: "https", Authority: "api.example.com", Path: "/pay", Proofs: []string{strings.TrimSpace(out.String())}}
 			policy := pop.PolicyFor(config.Issuer{})
@@ -65,18 +64,19 @@ func TestDPoPProofCommand(t *testing.T) {
 }
 
 func TestDPoPProofCommandFaults(t *testing.T) {
-	var out bytes.Buffer
-	if err := dpopProof([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "--key") {
-		t.Errorf("--help: %v\n%s", err, out.String())
+	var out, errOut bytes.Buffer
+	if code := run([]string{"dpop-proof", "--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "--key") {
+		t.Errorf("--help: exit %d\n%s", code, out.String())
 	}
 	notKey := writeKeyFile(t, "CERTIFICATE", []byte("x"))
 	for _, args := range [][]string{
-		{"--url", "https://a.example/"},
-		{"--key", notKey, "--url", "https://a.example/"},
-		{"--key", filepath.Join(t.TempDir(), "missing.pem"), "--url", "https://a.example/"},
+		{"dpop-proof", "--url", "https://a.example/"},
+		{"dpop-proof", "--key", notKey, "--url", "https://a.example/"},
+		{"dpop-proof", "--key", filepath.Join(t.TempDir(), "missing.pem"), "--url", "https://a.example/"},
 	} {
-		if err := dpopProof(args, &out); err == nil {
-			t.Errorf("%v: no error", args)
+		errOut.Reset()
+		if code := run(args, &out, &errOut); code != 1 || !strings.HasPrefix(errOut.String(), "tokenwise: ") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
 		}
 	}
 }
