@@ -49,7 +49,9 @@ admin token, your own policies (policy.paths), more issuers beside the
 development one. The development issuer is named "dev".
 
 Mint more tokens with GET /dev/token on the operations listener:
-  sub=NAME  scope="a b"  one_time=true  ttl=10m  aud=AUDIENCE  claims={"tenant":"acme"}`,
+  sub=NAME  scope="a b"  one_time=true  ttl=10m  aud=AUDIENCE  claims={"tenant":"acme"}
+  jkt=THUMBPRINT (bound to a DPoP key: tokenwise dpop-proof --key FILE --jkt)
+  x5t=THUMBPRINT (bound to a client certificate)`,
 		Example: `  tokenwise dev
   tokenwise dev --config tokenwise.yaml --log-level debug
   curl -G http://127.0.0.1:9192/dev/token --data-urlencode sub=bob --data-urlencode 'claims={"tenant":"acme"}'`,
