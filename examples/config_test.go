@@ -22,7 +22,8 @@ import (
 )
 
 // tokenwiseConfigs are the tokenwise configuration files in the examples.
-var tokenwiseConfigs = []string{"envoy/tokenwise.yaml"}
+var tokenwiseConfigs = []string{"envoy/tokenwise.yaml", "nginx/tokenwise.yaml", "caddy/tokenwise.yaml",
+	"traefik/tokenwise.yaml", "envoy-http/tokenwise.yaml", "mcp/tokenwise.yaml", "envoy-mtls/tokenwise.yaml"}
 
 // exampleEnv is what the example configurations expect from the environment.
 var exampleEnv = map[string]string{

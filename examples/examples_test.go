@@ -34,7 +34,7 @@ import (
 
 // envoyConfigs are the Envoy bootstrap files in the repository; the test
 // also fails when a YAML file under examples/ is claimed by no check.
-var envoyConfigs = []string{"../envoy.yaml", "envoy/envoy.yaml"}
+var envoyConfigs = []string{"../envoy.yaml", "envoy/envoy.yaml", "envoy-http/envoy.yaml", "mcp/envoy.yaml", "envoy-mtls/envoy.yaml"}
 
 // routerFilter must be the last HTTP filter of every connection manager.
 const routerFilter = "envoy.filters.http.router"
@@ -304,7 +304,7 @@ func TestBootstrapValidateAllStopsAtAny(t *testing.T) {
 // examples/ is claimed by no check, so a new example cannot go untested.
 func TestEveryExampleFileIsChecked(t *testing.T) {
 	claimed := map[string]bool{}
-	for _, list := range [][]string{envoyConfigs, manifestFiles(), tokenwiseConfigs} {
+	for _, list := range [][]string{envoyConfigs, manifestFiles(), tokenwiseConfigs, proxyConfigs, observabilityFiles} {
 		for _, p := range list {
 			claimed[filepath.Clean(p)] = true
 		}
@@ -317,7 +317,7 @@ func TestEveryExampleFileIsChecked(t *testing.T) {
 		if (ext == ".yaml" || ext == ".yml") && !claimed[path] {
 			t.Errorf("%s is checked by no test: add it to a list in this package's tests", path)
 		}
-		if ext == ".json" && !strings.Contains(path, "policies") {
+		if ext == ".json" && !strings.Contains(path, "policies") && !claimed[path] {
 			t.Errorf("%s: JSON data outside a policies directory is checked by no test", path)
 		}
 		return nil
@@ -338,7 +338,7 @@ func TestDockerfileIsStaticAndNonRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "./cmd/tokenwise", "USER 65532:65532", ":nonroot"} {
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/tokenwise", "USER 65532:65532", ":nonroot", "-X main.version=${VERSION}"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}

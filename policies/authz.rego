@@ -43,11 +43,27 @@ prefix_matches(prefix) if request_path == prefix
 
 prefix_matches(prefix) if startswith(request_path, concat("", [prefix, "/"]))
 
-# "." and ".." segments could make a path look like another route's; refuse them.
+# "." and ".." segments could make a path look like another route's; refuse
+# them, in every spelling some server behind the proxy may still resolve:
+# encoded once more (%2e%2e, any case, which parsed_path has decoded once),
+# with a matrix parameter (Tomcat's "..;"), or beside a backslash or an
+# encoded slash or backslash ("..\admin", "..%5c", "..%2f").
 dot_segments if {
 	some segment in input.parsed_path
-	segment in {".", ".."}
+	some part in segment_parts(segment)
+	part in {".", ".."}
 }
+
+# segment_parts reads a parsed_path segment as a lenient server would: "%2e"
+# as ".", "%2f", "%5c" and "\" as separators, and a ";" parameter cut off.
+segment_parts(segment) := {trim_space(split(part, ";")[0]) |
+	lenient := replace(replace(replace(replace(lower(segment), "%2e", "."), "%2f", "/"), "%5c", "/"), "\\", "/")
+	some part in split(lenient, "/")
+}
+
+# upstream_headers are the headers this policy sets upstream on some allow;
+# an allow that does not set one removes it, so a client cannot send its own.
+upstream_headers := {"x-user-scopes"}
 
 public if {
 	count(matches) > 0
@@ -80,7 +96,7 @@ allow := deny("the request path has . or .. segments") if {
 	dot_segments
 } else := deny(sprintf("no route for %s %s", [method, request_path])) if {
 	count(matches) == 0
-} else := {"allowed": true, "reason": "public route"} if {
+} else := {"allowed": true, "reason": "public route", "request_headers_to_remove": sort(upstream_headers)} if {
 	public
 } else := deny("this route needs a bearer token") if {
 	input.token == null

@@ -114,3 +114,57 @@ test_public_and_protected_overlap_needs_the_token if {
 		with data.tokenwise.routes as routes
 	open.allowed == true
 }
+
+test_dot_segment_spellings_are_refused if {
+	every path in [
+		"/public/..;/orders",
+		"/public/..;jsessionid=x/orders",
+		"/public/%2e%2e/orders",
+		"/public/%2E%2e/orders",
+		"/public/.%2E/orders",
+		"/public/%2e/orders",
+		"/public/..\\orders",
+		"/public/..%5corders",
+		"/public/..%5Corders",
+		"/public/..%2forders",
+		"/public/.\\orders",
+		"/public/x\\..\\..\\orders",
+	] {
+		d := authz.allow with input as request("GET", path, null)
+		d.allowed == false
+		d.reason == "the request path has . or .. segments"
+	}
+}
+
+test_dotted_names_are_not_dot_segments if {
+	authz.allow.allowed with input as request("GET", "/public/.well-known", null)
+	authz.allow.allowed with input as request("GET", "/public/a..b", null)
+	authz.allow.allowed with input as request("GET", "/public/...", null)
+}
+
+test_public_route_removes_the_scopes_header if {
+	d := authz.allow with input as request("GET", "/public/hello", null)
+	d.allowed == true
+	"x-user-scopes" in d.request_headers_to_remove
+	not d.headers
+}
+
+test_every_upstream_header_is_set_or_removed if {
+	every r in [
+		request("GET", "/public/hello", null),
+		request("GET", "/public/hello", token(["orders:read"])),
+		request("GET", "/orders/1", token(["orders:read"])),
+		request("POST", "/transfer", token(["payments:transfer"])),
+		request("GET", "/reports/1", token(["reports:read"])),
+	] {
+		d := authz.allow with input as r
+		d.allowed == true
+		every name in authz.upstream_headers {
+			set_or_removed(d, name)
+		}
+	}
+}
+
+set_or_removed(d, name) if d.headers[name]
+
+set_or_removed(d, name) if name in d.request_headers_to_remove

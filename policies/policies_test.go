@@ -57,7 +57,7 @@ func TestBundledPolicyThroughEngine(t *testing.T) {
 		tok          *verify.Token
 		want         policy.Decision
 	}{
-		{"GET", "/public/hello?x=1", nil, policy.Decision{Allowed: true, Reason: "public route"}},
+		{"GET", "/public/hello?x=1", nil, policy.Decision{Allowed: true, Reason: "public route", RequestHeadersToRemove: []string{"x-user-scopes"}}},
 		{"GET", "/orders", nil, policy.Decision{Reason: "this route needs a bearer token"}},
 		{"POST", "/transfer", tok, policy.Decision{
 			Allowed: true, MaxUses: 1, Reason: "token has the route's scopes",

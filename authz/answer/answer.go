@@ -5,6 +5,7 @@ package answer
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -27,6 +28,7 @@ const (
 	ErrInvalidToken      = "invalid_token"
 	ErrInsufficientScope = "insufficient_scope"
 	errUnauthorized      = "unauthorized"
+	errAccessDenied      = "access_denied"
 	errServer            = "server_error"
 	errUnavailable       = "temporarily_unavailable"
 )
@@ -38,6 +40,9 @@ type Upstream struct {
 	Set []policy.Header
 	// Remove are headers to remove from the upstream request.
 	Remove []string
+	// RemoveQuery are query parameters to remove from the upstream request
+	// (a token sent in the query, with remove_authorization).
+	RemoveQuery []string
 }
 
 // Allow answers OK with the decision's rewrites and the upstream headers.
@@ -49,7 +54,7 @@ func Allow(d policy.Decision, up Upstream) *authv3.CheckResponse {
 		Headers:                 overwrite(append(withoutNames(d.Headers, up.Set), up.Set...)),
 		HeadersToRemove:         removals(d.RequestHeadersToRemove, up),
 		ResponseHeadersToAdd:    add(d.ResponseHeadersToAdd),
-		QueryParametersToRemove: d.QueryParametersToRemove,
+		QueryParametersToRemove: queryRemovals(d.QueryParametersToRemove, up.RemoveQuery),
 	}
 	for _, q := range d.QueryParametersToSet {
 		ok.QueryParametersToSet = append(ok.QueryParametersToSet, &corev3.QueryParameter{Key: q.Name, Value: q.Value})
@@ -91,6 +96,20 @@ func removals(fromPolicy []string, up Upstream) []string {
 	return out
 }
 
+// queryRemovals is the policy's query removals plus tokenwise's, each once.
+func queryRemovals(fromPolicy, ours []string) []string {
+	if len(ours) == 0 {
+		return fromPolicy
+	}
+	out := append([]string(nil), fromPolicy...)
+	for _, name := range ours {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // InvalidRequest is 400 invalid_request, for a malformed request such as one with two tokens.
 func InvalidRequest(description string) *authv3.CheckResponse {
 	return deny(typev3.StatusCode_BadRequest, codes.InvalidArgument, challenge(ErrInvalidRequest, description),
@@ -106,26 +125,44 @@ func InvalidToken(description string) *authv3.CheckResponse {
 
 // Denied answers a policy that denied. Without a token it is 401 with a
 // bare challenge (RFC 6750 §3.1: no error code when no credentials were
-// sent); with a valid token it is 403 insufficient_scope. The policy's
-// http_status, headers and body override these defaults.
+// sent); with a valid token it is 403 insufficient_scope. A policy's own
+// http_status replaces the status, and the challenge goes with it only
+// where it is true: insufficient_scope on a 403 with a token, the bare
+// challenge on a 401 (RFC 9110 §15.5.2 requires one), and none on any other
+// status (a 422 saying "insufficient_scope" sends a client hunting for a
+// scope it has). The policy's headers, which may set their own
+// WWW-Authenticate, and body override these defaults.
 func Denied(d policy.Decision, hadToken bool) *authv3.CheckResponse {
-	status, code, www, errCode := typev3.StatusCode_Unauthorized, codes.Unauthenticated, challenge("", ""), errUnauthorized
-	description := d.Reason
+	status := typev3.StatusCode_Unauthorized
 	if hadToken {
-		status, code, www, errCode = typev3.StatusCode_Forbidden, codes.PermissionDenied, challenge(ErrInsufficientScope, d.Reason), ErrInsufficientScope
-	} else if description == "" {
-		description = "a bearer token is required"
+		status = typev3.StatusCode_Forbidden
 	}
 	if d.HTTPStatus != 0 {
 		status = typev3.StatusCode(d.HTTPStatus)
 	}
-	return deny(status, code, www, errCode, description, d)
+	description := d.Reason
+	switch {
+	case status == typev3.StatusCode_Forbidden && hadToken:
+		return deny(status, codes.PermissionDenied, challenge(ErrInsufficientScope, description), ErrInsufficientScope, description, d)
+	case status == typev3.StatusCode_Unauthorized:
+		if description == "" && !hadToken {
+			description = "a bearer token is required"
+		}
+		return deny(status, codes.Unauthenticated, challenge("", ""), errUnauthorized, description, d)
+	}
+	return deny(status, codes.PermissionDenied, "", errAccessDenied, description, d)
 }
 
 // Unavailable is 503 without a challenge: tokenwise could not do its job,
 // for example the use-limit store is unreachable. Envoy passes it on.
 func Unavailable(description string) *authv3.CheckResponse {
 	return deny(typev3.StatusCode_ServiceUnavailable, codes.Unavailable, "", errUnavailable, description, policy.Decision{})
+}
+
+// PayloadTooLarge is 413 without a challenge: the request body is too large
+// or too complex for the policy to read (the credentials are not at fault).
+func PayloadTooLarge(description string) *authv3.CheckResponse {
+	return deny(typev3.StatusCode_PayloadTooLarge, codes.InvalidArgument, "", ErrInvalidRequest, description, policy.Decision{})
 }
 
 // InternalError is 500: the policy failed or tokenwise itself did.

@@ -36,6 +36,11 @@ func TestAnswersTable(t *testing.T) {
 		{"invalid token", InvalidToken("token is expired"), 401, `Bearer realm="tokenwise", error="invalid_token", error_description="token is expired"`, "invalid_token"},
 		{"two tokens", InvalidRequest("the request carries more than one token"), 400, `Bearer realm="tokenwise", error="invalid_request", error_description="the request carries more than one token"`, "invalid_request"},
 		{"policy denies a valid token", Denied(policy.Decision{Reason: "needs orders:write"}, true), 403, `Bearer realm="tokenwise", error="insufficient_scope", error_description="needs orders:write"`, "insufficient_scope"},
+		{"policy's own 422 with a token", Denied(policy.Decision{HTTPStatus: 422, Reason: "amount too large"}, true), 422, "", "access_denied"},
+		{"policy's own 404 without a token", Denied(policy.Decision{HTTPStatus: 404}, false), 404, "", "access_denied"},
+		{"policy's own 403 without a token", Denied(policy.Decision{HTTPStatus: 403}, false), 403, "", "access_denied"},
+		{"policy's 403 with a token", Denied(policy.Decision{HTTPStatus: 403, Reason: "no"}, true), 403, `Bearer realm="tokenwise", error="insufficient_scope", error_description="no"`, "insufficient_scope"},
+		{"policy's 401 with a token", Denied(policy.Decision{HTTPStatus: 401, Reason: "sign in again"}, true), 401, `Bearer realm="tokenwise"`, "unauthorized"},
 		{"store down", Unavailable("the use-limit store is unavailable"), 503, "", "temporarily_unavailable"},
 		{"policy error", InternalError("policy evaluation failed"), 500, "", "server_error"},
 	}
@@ -63,6 +68,9 @@ func TestDeniedPolicyOverrides(t *testing.T) {
 	}
 	if body := Denied(d, true).GetDeniedResponse().GetBody(); body != "slow down" {
 		t.Errorf("body = %q", body)
+	}
+	if _, headers, _ := denied(t, Denied(policy.Decision{HTTPStatus: 422, Headers: []policy.Header{{Name: "www-authenticate", Value: "Custom"}}}, true)); headers["www-authenticate"] != "Custom" {
+		t.Errorf("a policy's own challenge on a 422 was dropped: %v", headers)
 	}
 	step := policy.Decision{Headers: []policy.Header{{Name: "WWW-Authenticate", Value: `Bearer realm="tokenwise", error="insufficient_scope", scope="orders:write"`}}}
 	_, headers, _ = denied(t, Denied(step, true))

@@ -133,3 +133,41 @@ func TestFreshFeedRunsOut(t *testing.T) {
 		t.Fatal("a fresh feed handed out a token twice")
 	}
 }
+
+// TestHTTPModeScenario runs http-reuse against its own floor, a no-op HTTP
+// server: every answer must be tokenwise's 200 over HTTP.
+func TestHTTPModeScenario(t *testing.T) {
+	rep, err := Run(context.Background(), tiny("http-reuse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("%d scenarios", len(rep.Scenarios))
+	}
+	res := rep.Scenarios[0]
+	if res.Errors != 0 || res.Checks <= 0 || res.Ratio <= 0 || res.FloorChecksPerSec <= 0 {
+		t.Fatalf("http-reuse: %+v", res)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "no-op HTTP server") {
+		t.Errorf("the table must say what http-reuse is measured against:\n%s", table.String())
+	}
+}
+
+// TestDPoPScenarioProvesEveryCheck: every Check of the dpop scenario carries
+// a fresh proof that tokenwise accepts, so no answer is unexpected.
+func TestDPoPScenarioProvesEveryCheck(t *testing.T) {
+	rep, err := Run(context.Background(), tiny("dpop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("scenarios ran: %+v", rep.Scenarios)
+	}
+	if res := rep.Scenarios[0]; res.Checks <= 0 || res.Errors != 0 {
+		t.Errorf("dpop: %d checks, %d unexpected answers, first: %s", res.Checks, res.Errors, res.FirstError)
+	}
+}

@@ -38,6 +38,8 @@ type target struct {
 	name    string
 	clients []authv3.AuthorizationClient
 	conns   []*grpc.ClientConn
+	// http is set for an HTTP authorization mode target.
+	http *httpTarget
 }
 
 func (t *target) close() {
@@ -48,16 +50,19 @@ func (t *target) close() {
 
 // env is everything the scenarios run against.
 type env struct {
-	opts    *Options
-	issuer  *devissuer.Issuer
-	jwks    *http.Server
-	dir     string
-	floor   *target
-	memory  *target
-	redis   map[string]*target // by scenario redisKind
-	pool    []string
-	stops   []func()
-	skipped map[string]string
+	opts   *Options
+	issuer *devissuer.Issuer
+	jwks   *http.Server
+	dir    string
+	floor  *target
+	memory *target
+	redis  map[string]*target // by scenario redisKind
+	pool   []string
+	dpop   *dpopClient
+	// httpFloor and httpAuthz are the HTTP scenarios' targets (nil unless selected).
+	httpFloor, httpAuthz *target
+	stops                []func()
+	skipped              map[string]string
 }
 
 // newEnv starts the issuer, the floor, the tokenwise server(s) and Redis
@@ -87,11 +92,21 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", "memory", nil); err != nil {
 		return nil, err
 	}
+	if needsHTTP(sel) && e.httpFloor == nil {
+		if e.httpFloor, err = e.startHTTPFloor(); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range sel {
 		if !s.redis || e.redis[s.redisKind] != nil {
 			continue
 		}
 		if err = e.startRedisTarget(ctx, issURL, s); err != nil {
+			return nil, err
+		}
+	}
+	if needsDPoP(sel) {
+		if err = e.startDPoP(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -125,6 +140,10 @@ func (e *env) targetFor(s *scenario) *target {
 	switch {
 	case s == floor:
 		return e.floor
+	case s == httpFloor:
+		return e.httpFloor
+	case s.http:
+		return e.httpAuthz
 	case s.redis:
 		return e.redis[s.redisKind]
 	}
@@ -205,6 +224,10 @@ func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, re
 	// rather than timing out one of them.
 	cfg.RateLimits.Timeout = 2 * time.Second
 	cfg.Log.Level = "info"
+	if store == "memory" {
+		// The same server answers the HTTP scenarios on its HTTP listener.
+		cfg.HTTPAuthz.Address = "127.0.0.1:0"
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -225,6 +248,9 @@ func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, re
 	e.stops = append(e.stops, func() { cancel(); <-done })
 	if err := waitReady(ctx, srv); err != nil {
 		return nil, err
+	}
+	if addr := srv.HTTPAuthzAddr(); addr != "" {
+		e.httpAuthz = e.newHTTPTarget("tokenwise-http", addr)
 	}
 	return e.dial("tokenwise-"+name, srv.GRPCAddr())
 }

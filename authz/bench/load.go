@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -77,6 +78,8 @@ type feed struct {
 	// values are "Bearer <token>", built before the run so the load
 	// generator does not allocate them while measuring.
 	values []string
+	// proofs are the DPoP headers beside values (nil: none).
+	proofs []string
 	next   atomic.Int64
 }
 
@@ -91,18 +94,27 @@ func newFeed(kind tokenKind, tokens []string) *feed {
 // value is the header for worker's i-th Check; ok is false when a fresh
 // feed has run out.
 func (f *feed) value(worker, i int) (v string, ok bool) {
+	v, _, ok = f.valueAndProof(worker, i)
+	return v, ok
+}
+
+// valueAndProof is value with the Check's DPoP proof, when the feed has proofs.
+func (f *feed) valueAndProof(worker, i int) (v, proof string, ok bool) {
 	switch f.kind {
 	case pooled:
 		// Workers walk the pool from different places.
-		return f.values[(worker*997+i)%len(f.values)], true
+		return f.values[(worker*997+i)%len(f.values)], "", true
 	case fresh:
 		n := f.next.Add(1) - 1
 		if n >= int64(len(f.values)) {
-			return "", false
+			return "", "", false
 		}
-		return f.values[n], true
+		if f.proofs != nil {
+			proof = f.proofs[n]
+		}
+		return f.values[n], proof, true
 	}
-	return "", true
+	return "", "", true
 }
 
 // load is one run's shared state.
@@ -131,11 +143,16 @@ type worker struct {
 	hdr    map[string]string
 	reqID  []byte
 	n      int
+	// httpHdr is the HTTP scenarios' reusable header set.
+	httpHdr http.Header
 }
 
 func (l *load) newWorker(id int) *worker {
 	req := newRequest(l.s, id)
-	w := &worker{l: l, id: id, client: l.t.clients[id%len(l.t.clients)], req: req, hdr: req.Attributes.Request.Http.Headers}
+	w := &worker{l: l, id: id, req: req, hdr: req.Attributes.Request.Http.Headers}
+	if len(l.t.clients) > 0 {
+		w.client = l.t.clients[id%len(l.t.clients)]
+	}
 	// x-request-id is a UUID in Envoy; the last group carries the counter.
 	w.reqID = fmt.Appendf(nil, "5f0c7b8e-3a3c-4c9e-%04x-", id&0xffff)
 	return w
@@ -144,13 +161,19 @@ func (l *load) newWorker(id int) *worker {
 // check sends one Check and records its latency counted from start (when
 // it was due); false when there is nothing to send.
 func (w *worker) check(ctx context.Context, start time.Time) bool {
-	auth, ok := w.l.feed.value(w.id, w.n)
+	if w.l.t.http != nil {
+		return w.checkHTTP(ctx, start)
+	}
+	auth, proof, ok := w.l.feed.valueAndProof(w.id, w.n)
 	if !ok {
 		w.l.stop.Store(true)
 		return false
 	}
 	if auth != "" {
 		w.hdr["authorization"] = auth
+	}
+	if proof != "" {
+		w.hdr["dpop"] = proof
 	}
 	w.hdr["x-request-id"] = string(strconv.AppendUint(w.reqID, uint64(w.n), 16))
 	w.n++

@@ -59,6 +59,10 @@ type Result struct {
 	P999us float64 `json:"p999_us"`
 	// FloorP99us is the median p99 of the paired floor runs, at the same load.
 	FloorP99us float64 `json:"floor_p99_us"`
+	// FloorChecksPerSec is the median throughput of the paired floor runs.
+	FloorChecksPerSec float64 `json:"floor_checks_per_sec"`
+	// FloorCPUSecPer1000 is CPUSecPer1000 of the paired floor runs.
+	FloorCPUSecPer1000 float64 `json:"floor_cpu_s_per_1000"`
 	// ServiceP99us (open loop only) is p99 counted from when each Check was
 	// sent rather than when it was due: without the wait to be sent.
 	ServiceP99us float64 `json:"service_p99_us,omitempty"`
@@ -94,13 +98,15 @@ func (r *runner) report() *Report {
 				ratios = append(ratios, p.run.throughput()/ft)
 			}
 			// The floor row is the closed-loop floor, unless every run is open loop.
-			if p.floor.rate == 0 || r.opts.Rate > 0 {
+			if !s.http && (p.floor.rate == 0 || r.opts.Rate > 0) {
 				floors = append(floors, p.floor)
 			}
 		}
 		res := summarize(s, runs)
 		res.Ratio, res.Ratios = median(ratios), ratios
 		res.FloorP99us = medianOf(fls, func(st runStats) float64 { return micros(st.percentile(0.99)) })
+		res.FloorChecksPerSec = medianOf(fls, runStats.throughput)
+		res.FloorCPUSecPer1000 = medianOf(fls, runStats.cpuPer1000)
 		res.FloorServiceP99us = medianOf(fls, servicePercentile(0.99))
 		rep.Scenarios = append(rep.Scenarios, res)
 	}
@@ -194,6 +200,12 @@ func (rep *Report) writeNotes(w io.Writer) {
 		}
 		if res.Errors > 0 {
 			notes = append(notes, fmt.Sprintf("%s: %d unexpected answers, first: %s", res.Scenario, res.Errors, res.FirstError))
+		}
+	}
+	for _, res := range rep.Scenarios {
+		if strings.HasPrefix(res.Scenario, "http-") {
+			notes = append(notes, fmt.Sprintf("%s: its floor is a no-op HTTP server driven by the same HTTP/1.1 keep-alive client (%.0f/s, p99 %s, CPU s/1k %.3f)",
+				res.Scenario, res.FloorChecksPerSec, us(res.FloorP99us), res.FloorCPUSecPer1000))
 		}
 	}
 	for name, why := range rep.Skipped {

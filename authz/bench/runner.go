@@ -39,7 +39,7 @@ func (r *runner) run(ctx context.Context) error {
 	for round := 1; round <= r.opts.Rounds; round++ {
 		for _, s := range r.scenarios {
 			rate := r.rateFor(s)
-			fl, err := r.measure(ctx, floor, r.opts.Duration, rate)
+			fl, err := r.measure(ctx, floorFor(s), r.opts.Duration, rate)
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ func (r *runner) run(ctx context.Context) error {
 func (r *runner) warmUp(ctx context.Context) error {
 	d := min(r.opts.Duration/3, time.Second)
 	fmt.Fprintf(r.opts.Progress, "bench: warming up (%v per scenario)\n", d)
-	for _, s := range append([]*scenario{floor}, r.scenarios...) {
+	for _, s := range append(r.floors(), r.scenarios...) {
 		if _, err := r.measure(ctx, s, d, r.rateFor(s)); err != nil {
 			return err
 		}
@@ -121,6 +121,9 @@ func (r *runner) feedFor(ctx context.Context, s *scenario, d time.Duration, rate
 		n = min(max(int(est*d.Seconds()*1.5), minFresh), maxFresh)
 	} else {
 		n = max(minFresh, 4*r.opts.Concurrency)
+	}
+	if s.dpop {
+		return r.env.dpopFeed(ctx, n)
 	}
 	start := time.Now()
 	tokens, err := mintParallel(ctx, r.env.issuer, s.alg, n)

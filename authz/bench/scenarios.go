@@ -39,6 +39,10 @@ type scenario struct {
 	redisKind string
 	// halfRate runs open-loop at half of reuse's throughput measured so far.
 	halfRate bool
+	// http asks over HTTP authorization mode; its floor is httpFloor.
+	http bool
+	// dpop sends DPoP-bound tokens with a fresh DPoP proof per Check.
+	dpop bool
 }
 
 // scenarios are every scenario, in the order they run.
@@ -63,8 +67,12 @@ var scenarios = []*scenario{
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true, redisKind: redisCluster},
 	{name: "one-time-redis-wait", desc: "one-time-redis with wait_replicas: 1 (a master and a replica started here)",
 		method: "POST", path: "/pay", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true, redisKind: redisWait},
+	{name: "http-reuse", desc: "reuse over HTTP authorization mode (X-Forwarded-*, HTTP/1.1 keep-alive); floor: a no-op HTTP server",
+		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, http: true},
 	{name: "rate-limit-redis", desc: "ES256, a fresh token per Check under a per-user rate limit (never exhausted); Redis store",
 		method: "GET", path: "/limited", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
+	{name: "dpop", desc: "DPoP: RS256 bound tokens reused (cached), a fresh ES256 proof verified per Check",
+		method: "GET", path: "/orders/42?view=full", tokens: fresh, alg: "ES256", wantStatus: 200, dpop: true},
 }
 
 // Redis kinds of the Redis scenarios.

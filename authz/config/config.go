@@ -1,18 +1,22 @@
 // Package config loads and validates tokenwise's YAML configuration.
 //
-// The file is strict: an unknown key is an error naming the key and the file.
-// ${VAR} references are expanded from the environment before parsing, and
-// every default is applied here so later stages can read values as they are.
+// The file is strict: an unknown key or a mistyped value is an error naming
+// the file, the YAML path and the nearest known key, in the file's words.
+// ${VAR} references in values are expanded from the environment (an unset
+// one is an error unless it gives a default, ${VAR:-default}), relative
+// paths are relative to the file, and every default is applied here so later
+// stages can read values as they are.
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -33,8 +37,16 @@ type Config struct {
 	Forward   Forward   `yaml:"forward"`
 	Admin     Admin     `yaml:"admin"`
 	Tracing   Tracing   `yaml:"tracing"`
+	// HTTPAuthz is the HTTP authorization listener (off unless its address is set).
+	HTTPAuthz HTTPAuthz `yaml:"http_authz"`
+	// ResourceMetadata is RFC 9728 protected resource metadata (off unless resource is set).
+	ResourceMetadata ResourceMetadata `yaml:"resource_metadata"`
 	// RateLimits adjusts how the decisions' rate_limits are enforced.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	DPoP       DPoP       `yaml:"dpop"`
+
+	// set holds the YAML paths of the keys the file wrote (see Sets).
+	set *yaml.Node
 }
 
 // GRPC is the gRPC listener: ext_authz v3, grpc.health.v1 and tokenwise.v1.
@@ -45,6 +57,12 @@ type GRPC struct {
 	Reflection *bool `yaml:"reflection"`
 	// MaxConcurrentStreams bounds the streams on one HTTP/2 connection (0: grpc-go's default).
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// MaxReceiveBytes is the largest CheckRequest accepted (default:
+	// 2 × policy.max_body_bytes + 1 MiB, at least 8 MiB). A bigger one fails
+	// in grpc-go before tokenwise sees it, and Envoy's failure_mode_allow
+	// would turn that failure into an allow, so keep it above what Envoy
+	// sends (with_request_body.max_request_bytes plus the headers).
+	MaxReceiveBytes int `yaml:"max_receive_bytes"`
 }
 
 // ReflectionEnabled reports whether gRPC server reflection is on (the default).
@@ -69,6 +87,8 @@ type HTTP struct {
 type Log struct {
 	// Level is debug, info, warn or error.
 	Level string `yaml:"level"`
+	// Format is json (the default for serve) or text (the default for dev).
+	Format string `yaml:"format"`
 }
 
 // Issuer is one trusted token issuer, chosen by a token's iss claim.
@@ -99,7 +119,42 @@ type Issuer struct {
 	// Introspection checks opaque tokens at the issuer's RFC 7662
 	// endpoint; nil when the issuer has none.
 	Introspection *Introspection `yaml:"introspection"`
+	// ProofOfPossession is optional (bound tokens must be proven, unbound
+	// ones pass as Bearer) or required (every token must be bound and proven).
+	ProofOfPossession string `yaml:"proof_of_possession"`
+	// DPoPProofLifetime is how far in the past a DPoP proof's iat may be.
+	DPoPProofLifetime time.Duration `yaml:"dpop_proof_lifetime"`
+	// DPoPAlgorithms are the algorithms a DPoP proof may be signed with.
+	DPoPAlgorithms []string `yaml:"dpop_algorithms"`
+	// DPoPNonce demands a server nonce in every DPoP proof (RFC 9449 §8);
+	// it needs dpop.nonce_secret.
+	DPoPNonce bool `yaml:"dpop_nonce"`
 }
+
+// proof_of_possession values.
+const (
+	ProofOptional = "optional"
+	ProofRequired = "required"
+)
+
+// DefaultDPoPProofLifetime is dpop_proof_lifetime when an issuer sets none.
+const DefaultDPoPProofLifetime = 60 * time.Second
+
+// DefaultDPoPAlgorithms are the DPoP proof algorithms when an issuer names none.
+var DefaultDPoPAlgorithms = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+
+// DPoP holds the DPoP settings every issuer shares.
+type DPoP struct {
+	// NonceSecret derives the server nonces (dpop_nonce). Every replica must
+	// have the same one, so a nonce one issues is accepted by all.
+	NonceSecret string `yaml:"nonce_secret"`
+	// NonceLifetime is how often nonces rotate; a nonce is accepted for one
+	// to two lifetimes (default 5m).
+	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+}
+
+// minNonceSecret is the shortest dpop.nonce_secret accepted.
+const minNonceSecret = 32
 
 // Introspection is an issuer's RFC 7662 token introspection endpoint.
 type Introspection struct {
@@ -218,6 +273,35 @@ type Policy struct {
 	Query string   `yaml:"query"`
 	// MaxBodyBytes caps the request body parsed into input.parsed_body.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxBodyElements and MaxBodyDepth bound the JSON values (or form
+	// pairs) and the nesting of a body parsed into input.parsed_body; a body
+	// over either is refused (413) rather than parsed.
+	MaxBodyElements int `yaml:"max_body_elements"`
+	MaxBodyDepth    int `yaml:"max_body_depth"`
+	// MaxBodyParses is how many bodies are parsed at once (default: the
+	// number of CPUs, at least 2); more wait their turn within their Check.
+	MaxBodyParses int `yaml:"max_body_parses"`
+	// Timeout bounds one policy evaluation (default 1s), within the Check's
+	// own deadline; past it the request is denied (500).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Defaults of the policy and gRPC limits.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultMaxBodyElements = 50000
+	DefaultMaxBodyDepth    = 64
+	DefaultPolicyTimeout   = time.Second
+	minReceiveBytes        = 8 << 20
+)
+
+// ReceiveLimit is grpc.max_receive_bytes, or its default for maxBody: twice
+// the body cap plus 1 MiB for headers and attributes, at least 8 MiB.
+func (g GRPC) ReceiveLimit(maxBody int) int {
+	if g.MaxReceiveBytes > 0 {
+		return g.MaxReceiveBytes
+	}
+	return max(2*maxBody+(1<<20), minReceiveBytes)
 }
 
 // UseLimits configures where one-time and N-use counts are kept.
@@ -339,6 +423,43 @@ type Admin struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 }
 
+// HTTPAuthz is the HTTP authorization listener for proxies that ask over
+// HTTP: Envoy's http_service, nginx auth_request, Traefik ForwardAuth, Caddy
+// forward_auth.
+type HTTPAuthz struct {
+	// Address is where it listens, e.g. 127.0.0.1:9193; empty: off.
+	Address string `yaml:"address"`
+	// PathPrefix is Envoy http_service's path_prefix, stripped from the path.
+	PathPrefix string `yaml:"path_prefix"`
+	// TrustedProxies are the CIDRs (or single addresses) whose X-Forwarded-*
+	// and X-Original-* headers describe the original request. Absent: the
+	// loopback addresses; an empty list trusts no peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TLS is the listener's own server TLS, shaped like grpc.tls;
+	// client_ca_file makes proxies present a certificate.
+	TLS TLS `yaml:"tls"`
+}
+
+// Enabled reports whether the HTTP authorization listener runs.
+func (h HTTPAuthz) Enabled() bool { return h.Address != "" }
+
+// DefaultTrustedProxies are http_authz.trusted_proxies when the file has none.
+var DefaultTrustedProxies = []string{"127.0.0.1/32", "::1/128"}
+
+// ResourceMetadata is RFC 9728 protected resource metadata for this API.
+type ResourceMetadata struct {
+	// Resource is the API's identifier (an https URL); tokens must carry it in aud.
+	Resource string `yaml:"resource"`
+	// AuthorizationServers are the issuer identifiers clients may get tokens
+	// from (empty: every issuer's issuer).
+	AuthorizationServers []string `yaml:"authorization_servers"`
+	// ScopesSupported are the scopes the API understands.
+	ScopesSupported []string `yaml:"scopes_supported"`
+}
+
+// Enabled reports whether the metadata is served and the audience required.
+func (r ResourceMetadata) Enabled() bool { return r.Resource != "" }
+
 // Default returns a configuration with every default set and no issuers.
 func Default() *Config {
 	c := &Config{}
@@ -346,30 +467,57 @@ func Default() *Config {
 	return c
 }
 
-// Load reads, expands and validates the file at path.
+// Load reads, expands and validates the file at path. Relative paths the
+// file gives (policies, certificates) are taken relative to the file.
 func Load(path string) (*Config, error) {
+	return LoadOver(path, &Config{})
+}
+
+// LoadOver reads the file at path over base: what the file sets replaces
+// base's value, what it leaves out keeps it (tokenwise dev layers a user's
+// file over its own defaults). Then defaults apply and the result is validated.
+func LoadOver(path string, base *Config) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(data)
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := parse(data, dir, base)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Parse expands ${VAR} references in data, decodes it strictly and validates it.
+// Parse expands ${VAR} references in data, decodes it strictly and
+// validates it. Relative paths are left as written.
 func Parse(data []byte) (*Config, error) {
-	expanded, err := expand(string(data))
-	if err != nil {
-		return nil, err
+	return parse(data, "", &Config{})
+}
+
+func parse(data []byte, dir string, c *Config) (*Config, error) {
+	var root yaml.Node
+	var vars variables
+	if err := yaml.Unmarshal([]byte(vars.hide(string(data))), &root); err != nil {
+		return nil, plainYAMLError(err)
 	}
-	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, cleanYAMLError(err)
+	if root.Kind != 0 {
+		if err := vars.expandNode(&root, ""); err != nil {
+			return nil, err
+		}
+		if err := checkNode(&root, reflect.TypeFor[Config](), ""); err != nil {
+			return nil, err
+		}
+		if err := root.Decode(c); err != nil {
+			return nil, plainYAMLError(err)
+		}
+		c.set = &root
+		if dir != "" {
+			c.resolvePaths(&root, dir)
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -378,23 +526,10 @@ func Parse(data []byte) (*Config, error) {
 	return c, nil
 }
 
-// cleanYAMLError turns yaml.v3's multi-line TypeError into one line.
-func cleanYAMLError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return errors.New(strings.Join(te.Errors, "; "))
-	}
-	return err
-}
-
-var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expand replaces ${VAR} with the environment's value; an unset variable
-// expands to the empty string, as in a shell, so optional secrets may be absent.
-func expand(s string) (string, error) {
-	return varPattern.ReplaceAllStringFunc(s, func(m string) string {
-		return os.Getenv(varPattern.FindStringSubmatch(m)[1])
-	}), nil
+// Sets reports whether the file the configuration came from set the value
+// at the YAML path keys, e.g. Sets("policy", "paths").
+func (c *Config) Sets(keys ...string) bool {
+	return c.set != nil && has(c.set, keys...)
 }
 
 func (c *Config) applyDefaults() {
@@ -411,7 +546,19 @@ func (c *Config) applyDefaults() {
 	}
 	setDefault(&c.Policy.Query, "data.envoy.authz.allow")
 	if c.Policy.MaxBodyBytes == 0 {
-		c.Policy.MaxBodyBytes = 1 << 20
+		c.Policy.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.GRPC.MaxReceiveBytes == 0 {
+		c.GRPC.MaxReceiveBytes = c.GRPC.ReceiveLimit(c.Policy.MaxBodyBytes)
+	}
+	if c.Policy.MaxBodyElements == 0 {
+		c.Policy.MaxBodyElements = DefaultMaxBodyElements
+	}
+	if c.Policy.MaxBodyDepth == 0 {
+		c.Policy.MaxBodyDepth = DefaultMaxBodyDepth
+	}
+	if c.Policy.Timeout == 0 {
+		c.Policy.Timeout = DefaultPolicyTimeout
 	}
 	setDefault(&c.Tracing.ServiceName, "tokenwise")
 	setDefault(&c.UseLimits.Store, "memory")
@@ -428,6 +575,9 @@ func (c *Config) applyDefaults() {
 	for i := range c.Issuers {
 		c.Issuers[i].applyDefaults()
 		c.Issuers[i].Introspection.applyDefaults()
+	}
+	if c.HTTPAuthz.TrustedProxies == nil {
+		c.HTTPAuthz.TrustedProxies = slices.Clone(DefaultTrustedProxies)
 	}
 }
 
@@ -464,6 +614,17 @@ func (i *Issuer) applyDefaults() {
 	if i.MinRefreshInterval == 0 {
 		i.MinRefreshInterval = 10 * time.Second
 	}
+	i.applyPoPDefaults()
+}
+
+func (i *Issuer) applyPoPDefaults() {
+	setDefault(&i.ProofOfPossession, ProofOptional)
+	if i.DPoPProofLifetime == 0 {
+		i.DPoPProofLifetime = DefaultDPoPProofLifetime
+	}
+	if len(i.DPoPAlgorithms) == 0 {
+		i.DPoPAlgorithms = slices.Clone(DefaultDPoPAlgorithms)
+	}
 }
 
 func setDefault(field *string, value string) {
@@ -493,6 +654,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level)
 	}
+	if !slices.Contains([]string{"", "json", "text"}, c.Log.Format) {
+		return fmt.Errorf("log.format %q: want text or json", c.Log.Format)
+	}
 	if err := c.validateIssuers(); err != nil {
 		return err
 	}
@@ -504,6 +668,12 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Policy.Query, "data.") {
 		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)
+	}
+	if c.Policy.MaxBodyElements < 0 || c.Policy.MaxBodyDepth < 0 || c.Policy.MaxBodyParses < 0 || c.Policy.Timeout < 0 {
+		return errors.New("policy: max_body_elements, max_body_depth, max_body_parses and timeout must not be negative")
+	}
+	if c.GRPC.MaxReceiveBytes < 0 {
+		return errors.New("grpc.max_receive_bytes must not be negative")
 	}
 	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		return fmt.Errorf("tracing.sample_ratio %v: want a number from 0 to 1", *r)
@@ -521,6 +691,12 @@ func (c *Config) Validate() error {
 		if err := c.UseLimits.Redis.validate("use_limits.redis"); err != nil {
 			return err
 		}
+	}
+	if err := c.HTTPAuthz.validate(); err != nil {
+		return err
+	}
+	if err := c.ResourceMetadata.validate(); err != nil {
+		return err
 	}
 	if c.RateLimits.Timeout < 0 || c.RateLimits.MaxKeys < 0 {
 		return errors.New("rate_limits.timeout and rate_limits.max_keys must not be negative")
@@ -541,7 +717,7 @@ func (c *Config) validateIssuers() error {
 		if !namePattern.MatchString(is.Name) {
 			return fmt.Errorf("%s.name %q: want letters, digits, '.', '_' or '-'", where, is.Name)
 		}
-		where = fmt.Sprintf("issuer %q", is.Name)
+		where = fmt.Sprintf("%s (%s)", where, is.Name)
 		if names[is.Name] {
 			return fmt.Errorf("%s: name used twice", where)
 		}
@@ -567,8 +743,34 @@ func (c *Config) validateIssuers() error {
 		if err := is.validateIntrospection(); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
+		if err := c.validatePoP(is); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
 	}
 	return validatePrefixes(c.Issuers)
+}
+
+// validatePoP checks an issuer's proof-of-possession settings.
+func (c *Config) validatePoP(is Issuer) error {
+	// "" is optional too: a configuration built in code has no defaults applied.
+	if !slices.Contains([]string{"", ProofOptional, ProofRequired}, is.ProofOfPossession) {
+		return fmt.Errorf("proof_of_possession %q: want optional or required", is.ProofOfPossession)
+	}
+	if is.DPoPProofLifetime < 0 {
+		return errors.New("dpop_proof_lifetime must not be negative")
+	}
+	for _, alg := range is.DPoPAlgorithms {
+		if !slices.Contains(DefaultAlgorithms, alg) {
+			return fmt.Errorf("dpop_algorithms: %q not allowed (want asymmetric: %s)", alg, strings.Join(DefaultAlgorithms, " "))
+		}
+	}
+	if is.DPoPNonce && len(c.DPoP.NonceSecret) < minNonceSecret {
+		return fmt.Errorf("dpop_nonce needs dpop.nonce_secret, at least %d characters shared by every replica", minNonceSecret)
+	}
+	if c.DPoP.NonceLifetime < 0 {
+		return errors.New("dpop.nonce_lifetime must not be negative")
+	}
+	return nil
 }
 
 // validateIntrospection checks an issuer's introspection block, if any.
@@ -677,4 +879,73 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func (h HTTPAuthz) validate() error {
+	if h.Address != "" {
+		if _, _, err := net.SplitHostPort(h.Address); err != nil {
+			return fmt.Errorf("http_authz.address %q: %v", h.Address, err)
+		}
+	}
+	if h.PathPrefix != "" && !strings.HasPrefix(h.PathPrefix, "/") {
+		return fmt.Errorf("http_authz.path_prefix %q: must start with /", h.PathPrefix)
+	}
+	for i, p := range h.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			return fmt.Errorf("http_authz.trusted_proxies[%d] %q: want a CIDR such as 10.0.0.0/8 or an address", i, p)
+		}
+	}
+	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
+		return errors.New("http_authz.tls: cert_file and key_file must be set together")
+	}
+	if h.TLS.ClientCAFile != "" && !h.TLS.Enabled() {
+		return errors.New("http_authz.tls.client_ca_file needs cert_file and key_file")
+	}
+	return nil
+}
+
+// ParsePrefix reads one trusted_proxies entry: a CIDR, or a single address
+// (a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// validate checks the resource identifier as RFC 9728 §1.2 and RFC 8707 §2
+// want it: an absolute https URL (http only on a loopback host, for local
+// development) with no fragment; tokenwise also refuses a query, which would
+// make the metadata URL ambiguous.
+func (r ResourceMetadata) validate() error {
+	if r.Resource == "" {
+		if len(r.AuthorizationServers) > 0 || len(r.ScopesSupported) > 0 {
+			return errors.New("resource_metadata: resource is required")
+		}
+		return nil
+	}
+	u, err := url.Parse(r.Resource)
+	switch {
+	case err != nil || u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("resource_metadata.resource %q: not an absolute URL", r.Resource)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return fmt.Errorf("resource_metadata.resource %q: must be https (http only for a loopback host)", r.Resource)
+	case u.Fragment != "" || strings.Contains(r.Resource, "#"):
+		return fmt.Errorf("resource_metadata.resource %q: must not have a fragment", r.Resource)
+	case u.RawQuery != "" || strings.Contains(r.Resource, "?"):
+		return fmt.Errorf("resource_metadata.resource %q: must not have a query", r.Resource)
+	case u.User != nil:
+		return fmt.Errorf("resource_metadata.resource %q: must not carry user information", r.Resource)
+	}
+	for i, as := range r.AuthorizationServers {
+		if u, err := url.Parse(as); err != nil || u.Host == "" {
+			return fmt.Errorf("resource_metadata.authorization_servers[%d] %q: not an absolute URL", i, as)
+		}
+	}
+	return nil
 }

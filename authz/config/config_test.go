@@ -32,7 +32,7 @@ policy:
   paths: [policies/]
 use_limits:
   store: redis
-  redis: {address: "${TW_TEST_REDIS}", password: "${TW_TEST_UNSET}"}
+  redis: {address: "${TW_TEST_REDIS}", password: "${TW_TEST_UNSET:-}"}
   max_ttl: 2h
 forward:
   claims_to_headers: {sub: x-user-id}
@@ -82,7 +82,7 @@ func TestDefaults(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	cases := map[string]struct{ yaml, want string }{
-		"unknown key":        {"grpc:\n  adress: x\n", "field adress not found"},
+		"unknown key":        {"grpc:\n  adress: x\n", "grpc.adress (line 2): unknown key \"adress\"; did you mean address?"},
 		"bad duration":       {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks, leeway: soon}\n", "soon"},
 		"HMAC":               {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks, algorithms: [HS256]}\n", `algorithm "HS256" not allowed`},
 		"none":               {"issuers:\n  - {name: a, issuer: i, jwks_url: https://i/jwks, algorithms: [none]}\n", `"none" not allowed`},
@@ -96,9 +96,9 @@ func TestFaults(t *testing.T) {
 		"half tls":           {"grpc: {tls: {cert_file: a.pem}}\n", "cert_file and key_file"},
 		"log level":          {"log: {level: loud}\n", "log.level"},
 		"header upper":       {"forward: {claims_to_headers: {sub: X-User}}\n", "claims_to_headers"},
-		"not a map":          {"- just\n- a list\n", "cannot unmarshal"},
+		"not a map":          {"- just\n- a list\n", "want keys and values"},
 		"query":              {"policy: {query: allow}\n", "policy.query"},
-		"unknown nested key": {"use_limits:\n  redis: {adress: x}\n", "field adress not found"},
+		"unknown nested key": {"use_limits:\n  redis: {adress: x}\n", "use_limits.redis.adress"},
 		"redis mode":         {"use_limits: {store: redis, redis: {mode: ring}}\n", "use_limits.redis.mode"},
 		"cluster no seeds":   {"use_limits: {store: redis, redis: {mode: cluster}}\n", "use_limits.redis.addresses"},
 		"sentinel no seeds":  {"use_limits: {store: redis, redis: {mode: sentinel, sentinel_master: m}}\n", "use_limits.redis.addresses"},

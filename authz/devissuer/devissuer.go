@@ -1,8 +1,9 @@
 // Package devissuer is the development token issuer behind `tokenwise dev`
 // and `tokenwise bench`: ephemeral signing keys (ES256 by default, RS256 on
 // request) that live as long as the process, their JWKS, and an endpoint
-// that mints tokens on request. It answers loopback callers only and is never
-// part of `tokenwise serve`.
+// that mints tokens on request, and the OpenID discovery document naming the
+// JWKS. Tokens are minted only for loopback callers that name a loopback
+// host, and the issuer is never part of `tokenwise serve`.
 package devissuer
 
 import (
@@ -19,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +110,17 @@ type Token struct {
 	Lifetime time.Duration
 	// Alg picks the signing key ("": the issuer's first algorithm).
 	Alg string
+	// JKT binds the token to a DPoP key: its RFC 7638 SHA-256 thumbprint,
+	// base64url, put in cnf.jkt (RFC 9449 §6).
+	JKT string
+	// X5T binds the token to a client certificate: its SHA-256 thumbprint,
+	// base64url, put in cnf["x5t#S256"] (RFC 8705 §3.1).
+	X5T string
+	// Audience replaces the issuer's audience ("": the issuer's).
+	Audience string
+	// Claims are extra claims, to try policies that read them (tenant, acr,
+	// a file name). They may replace any claim but iss.
+	Claims map[string]any
 }
 
 // Mint signs a token with a fresh jti.
@@ -138,9 +151,35 @@ func (i *Issuer) Mint(t Token) (string, error) {
 	if t.OneTime {
 		claims["one_time"] = true
 	}
+	if t.Audience != "" {
+		claims["aud"] = t.Audience
+	}
+	for k, v := range t.Claims {
+		if k != "iss" {
+			claims[k] = v
+		}
+	}
+	if cnf := t.cnf(); cnf != nil {
+		claims["cnf"] = cnf
+	}
 	tok := jwt.NewWithClaims(jwt.GetSigningMethod(alg), claims)
 	tok.Header["kid"] = k.kid
 	return tok.SignedString(k.private)
+}
+
+// cnf is the token's confirmation claim, nil when it is unbound.
+func (t Token) cnf() map[string]any {
+	cnf := map[string]any{}
+	if t.JKT != "" {
+		cnf["jkt"] = t.JKT
+	}
+	if t.X5T != "" {
+		cnf["x5t#S256"] = t.X5T
+	}
+	if len(cnf) == 0 {
+		return nil
+	}
+	return cnf
 }
 
 // JWKS serves the public keys as a JSON Web Key Set.
@@ -171,13 +210,20 @@ func (k *signingKey) jwk() map[string]string {
 	return nil
 }
 
+// MintParameters are the query parameters MintHandler takes; any other is a 400.
+var MintParameters = []string{"sub", "scope", "one_time", "ttl", "aud", "claims"}
+
 // MintHandler mints a token from the query: sub, scope (space- or
-// comma-separated), one_time (true/false), ttl (a Go duration). It answers
-// loopback callers only.
+// comma-separated), one_time (true/false), ttl (a Go duration), aud (the
+// token's audience), claims (a JSON object of extra claims), jkt (a DPoP
+// key thumbprint the token is bound to) and x5t (a client certificate's
+// SHA-256 thumbprint). It answers only loopback callers that name a
+// loopback host: a web page on another site cannot reach it through a DNS
+// name rebound to 127.0.0.1.
 func (i *Issuer) MintHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isLoopback(r.RemoteAddr) {
-			http.Error(w, "the development issuer answers loopback callers only", http.StatusForbidden)
+		if !isLoopback(r.RemoteAddr) || !isLoopbackHost(r.Host) {
+			http.Error(w, "the development issuer mints tokens only for loopback callers naming a loopback host (127.0.0.1, [::1] or localhost)", http.StatusForbidden)
 			return
 		}
 		t, err := parseMint(r)
@@ -196,9 +242,34 @@ func (i *Issuer) MintHandler() http.Handler {
 	})
 }
 
+// Discovery serves the OpenID Connect discovery document (OpenID Connect
+// Discovery 1.0 §3) naming jwksURI, so configurations that give only the
+// issuer work against the development issuer.
+func (i *Issuer) Discovery(jwksURI string) http.Handler {
+	body, _ := json.Marshal(map[string]any{
+		"issuer":                                i.issuer,
+		"jwks_uri":                              jwksURI,
+		"id_token_signing_alg_values_supported": i.algs,
+		"response_types_supported":              []string{"token"},
+		"subject_types_supported":               []string{"public"},
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		w.Write(body)
+	})
+}
+
 func parseMint(r *http.Request) (Token, error) {
 	q := r.URL.Query()
-	t := Token{Subject: q.Get("sub"), Lifetime: time.Hour}
+	for name, values := range q {
+		if !slices.Contains(MintParameters, name) {
+			return Token{}, fmt.Errorf("unknown parameter %q: the development issuer takes %s", name, strings.Join(MintParameters, ", "))
+		}
+		if len(values) > 1 {
+			return Token{}, fmt.Errorf("parameter %q given %d times: give it once", name, len(values))
+		}
+	}
+	t := Token{Subject: q.Get("sub"), Lifetime: time.Hour, Audience: q.Get("aud")}
 	if t.Subject == "" {
 		t.Subject = "alice"
 	}
@@ -210,6 +281,14 @@ func parseMint(r *http.Request) (Token, error) {
 		}
 		t.OneTime = b
 	}
+	for name, dst := range map[string]*string{"jkt": &t.JKT, "x5t": &t.X5T} {
+		if v := q.Get(name); v != "" {
+			if !isThumbprint(v) {
+				return t, fmt.Errorf("%s %q: want a base64url SHA-256 thumbprint (43 characters)", name, v)
+			}
+			*dst = v
+		}
+	}
 	if v := q.Get("ttl"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 || d > 24*time.Hour {
@@ -217,7 +296,33 @@ func parseMint(r *http.Request) (Token, error) {
 		}
 		t.Lifetime = d
 	}
+	if v := q.Get("claims"); v != "" {
+		if err := json.Unmarshal([]byte(v), &t.Claims); err != nil || t.Claims == nil {
+			return t, fmt.Errorf(`claims: want a JSON object, such as {"tenant":"acme","acr":"mfa"}`)
+		}
+	}
 	return t, nil
+}
+
+// isThumbprint reports whether s is an unpadded base64url SHA-256 digest.
+func isThumbprint(s string) bool {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
+// isLoopbackHost reports whether the request's Host names a loopback
+// address or localhost; other names may resolve anywhere, now or later.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func isLoopback(remote string) bool {

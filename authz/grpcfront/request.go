@@ -50,10 +50,11 @@ func Request(check *authv3.CheckRequest) (*request.Request, error) {
 		r.Time = t.AsTime()
 	}
 	if lines := h.GetHeaderMap().GetHeaders(); len(lines) > 0 {
+		// header_map is the truth when present, also over a headers map
+		// sent beside it: the token finder reads header_map (Values), so
+		// the policy must see the same headers, never another set.
 		r.HeaderMap = headerLines(lines)
-		if len(r.Headers) == 0 {
-			r.Headers = request.JoinHeaders(r.HeaderMap)
-		}
+		r.Headers = request.JoinHeaders(r.HeaderMap)
 	}
 	if r.Headers == nil {
 		r.Headers = map[string]string{}

@@ -45,3 +45,28 @@ func TestHeaderMapFillsHeaders(t *testing.T) {
 		t.Errorf("raw flags = %v %v", req.HeaderMap[0].Raw, req.HeaderMap[1].Raw)
 	}
 }
+
+// A request that carries both shapes has one truth: header_map, for the
+// token finder (Values) and the policy input (Headers) alike.
+func TestHeaderMapWinsOverHeaders(t *testing.T) {
+	check := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/",
+			Headers: map[string]string{"authorization": "Basic b", "x-only-in-headers": "1"},
+			HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: "Authorization", RawValue: []byte("Bearer a")},
+			}}},
+	}}}
+	req, err := Request(check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := req.Headers["authorization"]; got != "Bearer a" {
+		t.Errorf("Headers[authorization] = %q, want header_map's", got)
+	}
+	if _, ok := req.Headers["x-only-in-headers"]; ok {
+		t.Error("a header only in the headers map reached the policy's view")
+	}
+	if got := req.Values("authorization"); len(got) != 1 || got[0] != "Bearer a" {
+		t.Errorf("Values = %q", got)
+	}
+}

@@ -7,8 +7,9 @@ import (
 )
 
 // Entry is one decision-log line. It has no field for a token, an
-// Authorization header or a cookie, so none can be logged by mistake; Path
-// must already have any token query parameter redacted.
+// Authorization header, a DPoP proof or a cookie, so none can be logged by
+// mistake; Path must already have every token query parameter redacted
+// (access_token always, and the configured one: source.Finder.RedactPath).
 type Entry struct {
 	DecisionID string
 	RequestID  string
@@ -17,12 +18,20 @@ type Entry struct {
 	Issuer     string
 	Subject    string
 	JTI        string
+	// Proof is the proof of possession the token's binding called for
+	// ("dpop", "mtls" or ""), never the proof itself.
+	Proof string
 	// Outcome is allow or deny.
 	Outcome string
 	// Status is the HTTP status of a deny (0 on allow).
 	Status int
 	Reason string
+	// Detail is what an operator needs beyond the reason, never a secret:
+	// for example the unverified iss of a token from an unknown issuer.
+	Detail string
 	Took   time.Duration
+	// Frontend says which front end answered: grpc or http ("": not logged).
+	Frontend string
 	// RateLimit names the limit the answer reports (the refusing one, or
 	// the one closest to exhaustion); "" when the request had none.
 	RateLimit string
@@ -53,13 +62,16 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 		slog.String("path", e.Path),
 		slog.Float64("latency_ms", float64(e.Took.Microseconds())/1000),
 	}
+	attrs = appendNonEmpty(attrs, "frontend", e.Frontend)
 	attrs = appendNonEmpty(attrs, "request_id", e.RequestID)
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)
 	attrs = appendNonEmpty(attrs, "jti", e.JTI)
+	attrs = appendNonEmpty(attrs, "detail", e.Detail)
 	if e.RateLimit != "" {
 		attrs = append(attrs, slog.String("rate_limit", e.RateLimit), slog.Int64("rate_limit_remaining", e.RateLimitRemaining))
 	}
+	attrs = appendNonEmpty(attrs, "proof", e.Proof)
 	if e.Status != 0 {
 		attrs = append(attrs, slog.Int("status", e.Status))
 	}

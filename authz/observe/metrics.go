@@ -24,6 +24,9 @@ type Metrics struct {
 	storeErrors   *prometheus.CounterVec
 	policyReloads *prometheus.CounterVec
 	panics        prometheus.Counter
+	// frontends counts Checks by the front end that answered them, beside
+	// decisions, whose labels stay as dashboards know them.
+	frontends *prometheus.CounterVec
 	// introspection* are RFC 7662 requests and the answer cache (issue 14).
 	introspections       *prometheus.CounterVec
 	introspectionLatency *prometheus.HistogramVec
@@ -65,7 +68,11 @@ func NewMetrics() *Metrics {
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tokenwise_check_panics_total", Help: "Checks that panicked and were denied.",
 		}),
+		frontends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenwise_frontend_decisions_total", Help: "Checks answered, by front end (grpc, http) and outcome (allow, deny).",
+		}, []string{"frontend", "outcome"}),
 	}
+	r.MustRegister(m.frontends)
 	r.MustRegister(m.decisions, m.checkLatency, m.jwksRefreshes, m.jwksFailures, m.storeLatency, m.storeErrors, m.policyReloads, m.panics)
 	m.registerIntrospection()
 	m.rateLimits, m.rateLimitNames.names = newRateLimitDecisions(), map[string]bool{}
@@ -171,4 +178,12 @@ func (m *Metrics) Panic() {
 		return
 	}
 	m.panics.Inc()
+}
+
+// FrontendDecision counts one answered Check by the front end that asked.
+func (m *Metrics) FrontendDecision(frontend, outcome string) {
+	if m == nil {
+		return
+	}
+	m.frontends.WithLabelValues(frontend, outcome).Inc()
 }

@@ -2,6 +2,8 @@ package observe
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/contrib/propagators/b3"
@@ -62,8 +64,9 @@ func TracingWith(processor sdktrace.SpanProcessor, cfg TracingConfig) *Tracing {
 	provider := sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(processor),
 		sdktrace.WithResource(res),
-		// Follow Envoy's sampling decision; sample new traces at the ratio.
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		// Follow Envoy's sampling decision; sample new traces, and traces a
+		// client started, at the ratio.
+		sdktrace.WithSampler(checkSampler{ratio: cfg.SampleRatio, trusted: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))}),
 	)
 	return &Tracing{enabled: true, tracer: provider.Tracer("github.com/tokenwise/tokenwise"), propagator: propagator(), shutdown: provider.Shutdown}
 }
@@ -91,7 +94,8 @@ func (t *Tracing) Start(ctx context.Context, name string, opts ...trace.SpanStar
 
 // Join returns ctx carrying the trace Envoy started for this request. Envoy
 // puts the context of its ext_authz span in the gRPC metadata; the
-// downstream request's own headers are the fallback.
+// downstream request's own headers are the fallback, and since a client
+// wrote them they may parent the Check's span but never force its sampling.
 func (t *Tracing) Join(ctx context.Context, requestHeaders map[string]string) context.Context {
 	if t == nil || !t.enabled {
 		return ctx
@@ -101,7 +105,47 @@ func (t *Tracing) Join(ctx context.Context, requestHeaders map[string]string) co
 			return joined
 		}
 	}
-	return t.propagator.Extract(ctx, propagation.MapCarrier(requestHeaders))
+	joined := t.propagator.Extract(ctx, propagation.MapCarrier(requestHeaders))
+	sc := trace.SpanContextFromContext(joined)
+	if !sc.IsValid() {
+		return ctx
+	}
+	// The client wrote these headers: its trace may parent the span, but its
+	// sampled flag must not decide whether tokenwise exports (checkSampler).
+	return context.WithValue(joined, untrustedParentKey{}, sc)
+}
+
+// untrustedParentKey marks, in a context, the remote span context that came
+// from the downstream client rather than from Envoy.
+type untrustedParentKey struct{}
+
+// checkSampler samples a span whose parent is a client's remote context at
+// the ratio, by a random draw (a client also chooses its trace id, which a
+// trace-id ratio would let it aim); every other span as trusted says (Envoy's
+// decision for its own context, the ratio for a new trace, the parent's for
+// a local child).
+type checkSampler struct {
+	ratio   float64
+	trusted sdktrace.Sampler
+}
+
+// ShouldSample implements sdktrace.Sampler.
+func (s checkSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	parent := trace.SpanContextFromContext(p.ParentContext)
+	untrusted, _ := p.ParentContext.Value(untrustedParentKey{}).(trace.SpanContext)
+	if !parent.IsRemote() || !parent.Equal(untrusted) {
+		return s.trusted.ShouldSample(p)
+	}
+	decision := sdktrace.Drop
+	if s.ratio >= 1 || s.ratio > 0 && rand.Float64() < s.ratio {
+		decision = sdktrace.RecordAndSample
+	}
+	return sdktrace.SamplingResult{Decision: decision, Tracestate: parent.TraceState()}
+}
+
+// Description implements sdktrace.Sampler.
+func (s checkSampler) Description() string {
+	return fmt.Sprintf("tokenwise{client parents at %g; %s}", s.ratio, s.trusted.Description())
 }
 
 // Shutdown flushes spans that are still buffered, within ctx.

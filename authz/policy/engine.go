@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -48,6 +49,10 @@ type Engine struct {
 
 	reloadMu sync.Mutex // one load at a time
 	current  atomic.Pointer[prepared]
+
+	// body bounds parsing request bodies; timeout bounds one evaluation.
+	body    BodyLimits
+	timeout time.Duration
 }
 
 // New loads and compiles the policy of cfg. The error names the file and the
@@ -57,7 +62,10 @@ func New(ctx context.Context, cfg config.Policy, opts Options) (*Engine, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, fsys: opts.FS, metrics: opts.Metrics, log: log}
+	e := &Engine{cfg: cfg, fsys: opts.FS, metrics: opts.Metrics, log: log, body: NewBodyLimits(cfg), timeout: cfg.Timeout}
+	if e.timeout <= 0 {
+		e.timeout = config.DefaultPolicyTimeout
+	}
 	p, err := e.load(ctx)
 	e.metrics.PolicyReload(err)
 	if err != nil {
@@ -71,7 +79,7 @@ func New(ctx context.Context, cfg config.Policy, opts Options) (*Engine, error) 
 // Decide evaluates the query for req; tok is nil when the request had no
 // token. An error means the request must be denied with 500.
 func (e *Engine) Decide(ctx context.Context, req *request.Request, tok *verify.Token) (Decision, error) {
-	input, err := Input(req, tok, e.cfg.MaxBodyBytes)
+	input, err := inputWith(ctx, req, tok, e.body)
 	if err != nil {
 		e.log.Warn("policy input", "error", err)
 		return Decision{}, fmt.Errorf("policy input: %w", err)
@@ -81,7 +89,13 @@ func (e *Engine) Decide(ctx context.Context, req *request.Request, tok *verify.T
 
 // Eval evaluates the query for an input built by Input (tokenwise check
 // uses it to show the input it evaluated).
+//
+// Every evaluation has a deadline: policy.timeout, or the Check's own when
+// that comes first. Past it the evaluation is cancelled and is an error (a
+// 500 deny), so a policy cannot run forever.
 func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
 	d, err := e.current.Load().eval(ctx, input)
 	if err != nil {
 		e.log.Error("policy evaluation failed", "query", e.cfg.Query, "error", err)

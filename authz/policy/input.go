@@ -1,12 +1,14 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenwise/tokenwise/authz/pop"
 	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
@@ -52,11 +54,17 @@ func versionValue(frontend string) ast.Value {
 // An error (bad path or query escapes, a malformed JSON body) means the
 // request cannot be judged; the caller denies it.
 func Input(req *request.Request, tok *verify.Token, maxBody int) (ast.Value, error) {
+	return inputWith(context.Background(), req, tok, DefaultBodyLimits(maxBody))
+}
+
+// inputWith is Input with the body's parse bounded by limits; waiting for a
+// parse slot ends with ctx.
+func inputWith(ctx context.Context, req *request.Request, tok *verify.Token, limits BodyLimits) (ast.Value, error) {
 	parsedPath, parsedQuery, err := parsePath(req.Path)
 	if err != nil {
 		return nil, err
 	}
-	body, truncated, err := parseBody(req.Headers, req.Body, req.RawBody, maxBody)
+	body, truncated, err := parseBody(ctx, req.Headers, req.Body, req.RawBody, limits)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +176,18 @@ func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 		[2]*ast.Term{ast.InternedTerm("header"), ast.NewTerm(header)},
 		[2]*ast.Term{ast.InternedTerm("claims"), ast.NewTerm(claims)},
 		[2]*ast.Term{ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)},
+		[2]*ast.Term{ast.InternedTerm("proof"), proofTerm(tok)},
 	), nil
+}
+
+// proofTerm is input.token.proof: "dpop", "mtls" or null. A token reaches
+// the policy only after its binding was proven, so the binding names the
+// proof that was checked.
+func proofTerm(tok *verify.Token) *ast.Term {
+	if kind := pop.ProofKind(tok.Claims["cnf"]); kind != "" {
+		return ast.StringTerm(kind)
+	}
+	return ast.NullTerm()
 }
 
 // anyMapValue converts decoded JSON; a nil map is an empty object, not null,

@@ -224,11 +224,11 @@ func TestInputHeaderMap(t *testing.T) {
 		t.Errorf("parsed_body = %#v", in["parsed_body"])
 	}
 
-	// headers present: header_map is not merged into them.
+	// Both shapes sent: header_map is the one truth, as for the token finder.
 	req = mustRequest(t, `{"attributes":{"request":{"http":{"path":"/x","headers":{"a":"1"},
 	  "headerMap":{"headers":[{"key":"b","value":"2"}]}}}}}`)
 	in = inputJSON(t, req, nil, 0)
-	if got := get(in, "attributes.request.http.headers"); !reflect.DeepEqual(got, map[string]any{"a": "1"}) {
+	if got := get(in, "attributes.request.http.headers"); !reflect.DeepEqual(got, map[string]any{"b": "2"}) {
 		t.Errorf("headers = %#v", got)
 	}
 }
@@ -248,6 +248,7 @@ func TestInputToken(t *testing.T) {
 		"header": map[string]any{"alg": "RS256", "kid": "k1"},
 		"claims": map[string]any{"sub": "alice", "jti": "j1", "exp": float64(1700000000), "aud": []any{"a", "b"}},
 		"scopes": []any{"orders:read", "orders:write"},
+		"proof":  nil,
 	}
 	if !reflect.DeepEqual(in["token"], want) {
 		t.Errorf("token = %#v, want %#v", in["token"], want)
@@ -255,7 +256,7 @@ func TestInputToken(t *testing.T) {
 
 	// A token with no scopes or claims still has the keys, as empty values.
 	in = inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), &verify.Token{Issuer: "corp"}, 0)
-	want = map[string]any{"issuer": "corp", "format": "jwt", "header": map[string]any{}, "claims": map[string]any{}, "scopes": []any{}}
+	want = map[string]any{"issuer": "corp", "format": "jwt", "header": map[string]any{}, "claims": map[string]any{}, "scopes": []any{}, "proof": nil}
 	if !reflect.DeepEqual(in["token"], want) {
 		t.Errorf("empty token = %#v, want %#v", in["token"], want)
 	}
@@ -263,8 +264,18 @@ func TestInputToken(t *testing.T) {
 	// An opaque token (checked by introspection) has no header: null.
 	opaque := &verify.Token{Issuer: "hydra", Format: verify.FormatOpaque, Claims: map[string]any{"sub": "bob"}, Scopes: []string{"a"}}
 	in = inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), opaque, 0)
-	want = map[string]any{"issuer": "hydra", "format": "opaque", "header": nil, "claims": map[string]any{"sub": "bob"}, "scopes": []any{"a"}}
+	want = map[string]any{"issuer": "hydra", "format": "opaque", "header": nil, "claims": map[string]any{"sub": "bob"}, "scopes": []any{"a"}, "proof": nil}
 	if !reflect.DeepEqual(in["token"], want) {
 		t.Errorf("opaque token = %#v, want %#v", in["token"], want)
+	}
+}
+
+func TestInputTokenProof(t *testing.T) {
+	for cnf, want := range map[string]any{"jkt": "dpop", "x5t#S256": "mtls"} {
+		tok := &verify.Token{Issuer: "corp", Claims: map[string]any{"cnf": map[string]any{cnf: "thumb"}}}
+		in := inputJSON(t, mustRequest(t, `{"attributes":{"request":{"http":{"path":"/"}}}}`), tok, 0)
+		if got := get(in, "token.proof"); got != want {
+			t.Errorf("cnf %s: proof = %#v; want %q", cnf, got, want)
+		}
 	}
 }

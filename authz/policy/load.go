@@ -17,6 +17,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
+
+	"github.com/tokenwise/tokenwise/authz/observe"
 )
 
 // prepared is one compiled generation of the policy.
@@ -26,6 +28,10 @@ type prepared struct {
 	// content does not swap or count.
 	digest [32]byte
 	files  []string
+	// queryUndefined is set when no rule or data document defines the
+	// query; rules then lists the rules that are defined, for the message.
+	queryUndefined bool
+	rules          []string
 }
 
 // load reads and compiles the policy paths into a prepared query.
@@ -63,8 +69,12 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	e.warnIfQueryUndefined(result)
-	return &prepared{query: pq, digest: digest, files: files}, nil
+	p := &prepared{query: pq, digest: digest, files: files}
+	if e.queryUndefined(result) {
+		e.log.Warn("no rule or data defines the policy query; every Check will be denied", "query", e.cfg.Query)
+		p.queryUndefined, p.rules = true, ruleRefs(result)
+	}
+	return p, nil
 }
 
 // loadFiles runs OPA's loader: .rego modules and .json/.yaml data, the data
@@ -152,18 +162,18 @@ func contentDigest(result *loader.Result) ([32]byte, error) {
 	return sum, nil
 }
 
-// warnIfQueryUndefined logs when no rule or data document defines the
+// queryUndefined reports whether no rule or data document defines the
 // query's document: every Check would then be denied as undefined.
-func (e *Engine) warnIfQueryUndefined(result *loader.Result) {
+func (e *Engine) queryUndefined(result *loader.Result) bool {
 	ref, err := ast.ParseRef(e.cfg.Query)
 	if err != nil || !ref.IsGround() {
-		return // a query that is not a plain reference: nothing to check
+		return false // a query that is not a plain reference: nothing to check
 	}
 	for _, m := range result.Modules {
 		for _, r := range m.Parsed.Rules {
 			path := m.Parsed.Package.Path.Extend(r.Head.Ref()).GroundPrefix()
 			if path.HasPrefix(ref) || ref.HasPrefix(path) {
-				return
+				return false
 			}
 		}
 	}
@@ -172,19 +182,20 @@ func (e *Engine) warnIfQueryUndefined(result *loader.Result) {
 		obj, ok := doc.(map[string]any)
 		key, isString := t.Value.(ast.String)
 		if !ok || !isString {
-			break
+			return false
 		}
 		if doc, ok = obj[string(key)]; !ok {
-			e.log.Warn("no rule or data defines the policy query; every Check will be denied", "query", e.cfg.Query)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // printHook sends Rego print() output to the debug log.
 type printHook struct{ e *Engine }
 
 func (h printHook) Print(ctx print.Context, msg string) error {
-	h.e.log.Debug("policy print", "location", ctx.Location.String(), "message", msg)
+	// A policy may print its input; the log must still hold no credential.
+	h.e.log.Debug("policy print", "location", ctx.Location.String(), "message", observe.Scrub(msg))
 	return nil
 }

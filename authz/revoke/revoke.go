@@ -75,6 +75,8 @@ type Options struct {
 	Logger *slog.Logger
 	// ReloadInterval is the periodic full reload (0: DefaultReloadInterval).
 	ReloadInterval time.Duration
+	// Now is the clock revocations lapse by (nil: time.Now); tests move it.
+	Now func() time.Time
 }
 
 // backend is where the set is kept. changed is called (it must not block)
@@ -97,6 +99,7 @@ type Set struct {
 	loadMu  sync.Mutex    // one load at a time, so the last one wins
 	cancel  context.CancelFunc
 	stopped chan struct{}
+	now     func() time.Time
 }
 
 // New returns the set kept in the store cfg.Store names: "memory" (this
@@ -126,9 +129,12 @@ func start(b backend, opts Options) *Set {
 	if opts.ReloadInterval <= 0 {
 		opts.ReloadInterval = DefaultReloadInterval
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Set{store: b, logger: opts.Logger, every: opts.ReloadInterval, reload: make(chan struct{}, 1),
-		cancel: cancel, stopped: make(chan struct{})}
+		cancel: cancel, stopped: make(chan struct{}), now: opts.Now}
 	first, cancelFirst := context.WithTimeout(ctx, 2*time.Second)
 	if err := s.load(first); err != nil {
 		s.logger.Warn("revocation set not loaded yet; tokens are refused or allowed as on_store_error says until it is", "error", err)
@@ -178,13 +184,17 @@ func (s *Set) keepCurrent(ctx context.Context) {
 func (s *Set) load(ctx context.Context) error {
 	s.loadMu.Lock()
 	defer s.loadMu.Unlock()
-	all, err := s.store.load(ctx, time.Now())
+	all, err := s.store.load(ctx, s.now())
 	if err != nil {
 		return err
 	}
 	s.snap.Store(newSnapshot(all))
 	return nil
 }
+
+// Loaded reports whether the set has been loaded from its store at least
+// once. It stays true through later store outages, which keep the last set.
+func (s *Set) Loaded() bool { return s.snap.Load() != nil }
 
 // Revoked reports whether tok is revoked: by its issuer and jti, or by its
 // issuer and subject when it was issued before the subject's cut-off. A
@@ -199,14 +209,14 @@ func (s *Set) Revoked(tok *verify.Token) (bool, error) {
 	if len(snap.all) == 0 {
 		return false, nil // the usual case: skip even reading the clock
 	}
-	return snap.revoked(tok, time.Now()), nil
+	return snap.revoked(tok, s.now()), nil
 }
 
 // RevokeToken revokes the token with jti from the named issuer until until,
 // replacing any earlier revocation of it. It returns once the store has it
 // and this replica's set holds it.
 func (s *Set) RevokeToken(ctx context.Context, issuer, jti string, until time.Time) (Revocation, error) {
-	now := time.Now()
+	now := s.now()
 	r := Revocation{ID: TokenID(issuer, jti), Kind: KindToken, Issuer: issuer, JTI: jti, Until: until.UTC(), Created: now.UTC()}
 	if jti == "" {
 		return Revocation{}, fmt.Errorf("%w: jti is empty", ErrInvalid)
@@ -218,7 +228,7 @@ func (s *Set) RevokeToken(ctx context.Context, issuer, jti string, until time.Ti
 // iat is before issuedBefore, until until, replacing any earlier revocation
 // of that subject.
 func (s *Set) RevokeSubject(ctx context.Context, issuer, subject string, issuedBefore, until time.Time) (Revocation, error) {
-	now := time.Now()
+	now := s.now()
 	r := Revocation{ID: SubjectID(issuer, subject), Kind: KindSubject, Issuer: issuer, Subject: subject,
 		IssuedBefore: issuedBefore.UTC(), Until: until.UTC(), Created: now.UTC()}
 	if subject == "" || issuedBefore.IsZero() {
@@ -255,7 +265,7 @@ func (s *Set) List(ctx context.Context) ([]Revocation, error) {
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := s.now()
 	var out []Revocation
 	for _, r := range s.snap.Load().all {
 		if r.Until.After(now) {
@@ -272,7 +282,7 @@ func (s *Set) Lookup(id string) (Revocation, bool) {
 		return Revocation{}, false
 	}
 	r, ok := snap.byID[id]
-	if !ok || !r.Until.After(time.Now()) {
+	if !ok || !r.Until.After(s.now()) {
 		return Revocation{}, false
 	}
 	return r, true

@@ -2,8 +2,9 @@
 // listener (ext_authz v3, grpc.health.v1, reflection) and the HTTP operations
 // listener (/healthz, /readyz, /metrics).
 //
-// A Check reads as the pipeline it is: source → verify → revoke → policy →
-// rate limit → use limit → answer, with the decision log and metrics recorded once at the end.
+// A Check reads as the pipeline it is: source → verify → proof of possession →
+// revoke → policy → rate limit → use limit → answer, with the decision log
+// and metrics recorded once at the end.
 package server
 
 import (
@@ -30,6 +31,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
 	"github.com/tokenwise/tokenwise/authz/request"
+	"github.com/tokenwise/tokenwise/authz/resource"
 	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
@@ -56,8 +58,10 @@ type Authorizer struct {
 	policy   Policy
 	// revoked is the revocation set (nil: nothing is ever revoked).
 	revoked *revoke.Set
-	limits  uselimit.Store
-	rates   *rateStage // rate limits (nil: none enforced)
+	// pop checks proof of possession (nil: the defaults, see defaultPoPStage).
+	pop    *popStage
+	limits uselimit.Store
+	rates  *rateStage // rate limits (nil: none enforced)
 	// claims are forward.claims_to_headers in a fixed order, so the same
 	// token always gets the same answer, byte for byte.
 	claims       []claimHeader
@@ -70,6 +74,8 @@ type Authorizer struct {
 	tracing  *observe.Tracing
 	log      *observe.DecisionLog
 	logger   *slog.Logger
+	// resource is RFC 9728 protected resource metadata (nil: off).
+	resource *resource.Metadata
 }
 
 // result is the outcome of one Check, kept for the answer, the log and the metrics.
@@ -81,20 +87,31 @@ type result struct {
 	label  string
 	reason string
 	status int
+	// detail is for the log only (say, an unknown token's unverified iss).
+	detail string
 	rate   rateNote // the rate limit the answer reports, if any
+	uses   int64    // the use limit an allowing decision counted against (0: none)
 }
 
 // Check runs the pipeline for one request. It never returns a gRPC error:
 // Envoy's failure_mode_allow would turn one into an allow. A panic becomes a
 // 500 deny and the server goes on serving.
-func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	start := time.Now()
+func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	req, err := grpcfront.Request(check)
 	if err != nil {
+		a.logger.Warn("check request refused", "error", err)
 		req = &request.Request{Frontend: request.FrontendGRPC, Headers: map[string]string{}}
+		bad := fail(answer.InternalError(err.Error()), "bad_check_request", 500)
+		return a.run(ctx, req, &bad).response, nil
 	}
+	return a.run(ctx, req, nil).response, nil
+}
+
+// run is one Check from either front end: its span, the pipeline (unless
+// pre already holds the answer), the decision log and the metrics.
+func (a *Authorizer) run(ctx context.Context, req *request.Request, pre *result) (r result) {
+	start := time.Now()
 	ctx, span := a.startCheckSpan(ctx, req)
-	var r result
 	defer func() {
 		if p := recover(); p != nil {
 			a.metrics.Panic()
@@ -103,38 +120,53 @@ func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (res
 		}
 		endCheckSpan(span, r)
 		a.record(ctx, req, r, time.Since(start))
-		resp = r.response
 	}()
-	if err != nil {
-		r = fail(answer.InternalError(err.Error()), "bad_check_request", 500)
-		a.logger.Warn("check request refused", "error", err)
-		return r.response, nil
+	if pre != nil {
+		return *pre
 	}
 	r = a.decide(ctx, req)
-	return r.response, nil
+	r.response = a.withResourceMetadata(r.response)
+	r.response = a.withDPoPNonce(r)
+	return r
 }
 
-// decide is the pipeline: source → verify → revoke → policy → rate limit → use limit → answer.
+// decide is the pipeline: source → verify → proof of possession → revoke →
+// policy → rate limit → use limit → answer.
 func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
-	raw, err := a.finder.Find(req)
+	if r, ok := a.metadataDocument(req); ok {
+		return r
+	}
+	found, err := a.finder.Find(req)
 	if err != nil {
-		return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
+		return sourceFailed(err)
+	}
+	if r, stop := a.checkFound(req, found); stop {
+		return r
 	}
 	var tok *verify.Token
-	if raw != "" {
-		if tok, err = a.verify(ctx, raw); err != nil {
+	if found.Token != "" {
+		if tok, err = a.verify(ctx, found.Token); err != nil {
 			return invalidToken(err)
 		}
+		if err = a.resource.CheckAudience(tok); err != nil {
+			return withToken(invalidToken(err), tok)
+		}
+	}
+	if r, stop := a.proofOfPossession(ctx, req, found.Scheme, found.Token, tok); stop {
+		return withToken(r, tok)
 	}
 	if r, stop := a.revocation(tok); stop {
 		return withToken(r, tok)
 	}
 	d, err := a.decidePolicy(ctx, req, tok)
+	if errors.Is(err, policy.ErrBodyTooComplex) {
+		return withToken(fail(answer.PayloadTooLarge("the request body is too complex to authorize"), "body_too_complex", 413), tok)
+	}
 	if err != nil { // the engine has logged why
 		return withToken(fail(answer.InternalError("policy evaluation failed"), "policy_error", 500), tok)
 	}
 	if !d.Allowed {
-		return denied(d, tok)
+		return a.deniedPoP(d, tok)
 	}
 	rl, stop := a.rateLimit(ctx, &d)
 	if stop {
@@ -143,7 +175,8 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if r, stop := a.useLimit(ctx, tok, d); stop {
 		return withToken(r, tok)
 	}
-	return withRate(result{response: answer.Allow(d, a.upstream(tok)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed")}, rl.rate)
+	allowed := result{response: answer.Allow(d, a.upstream(req, tok, found)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed"), uses: d.MaxUses}
+	return withRate(allowed, rl.rate)
 }
 
 // verify is the verification stage in its own span.
@@ -169,7 +202,9 @@ func invalidToken(err error) result {
 		return fail(answer.Unavailable(verr.Description), verr.Reason, 503)
 	}
 	if errors.As(err, &verr) {
-		return fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
+		r := fail(answer.InvalidToken(verr.Description), verr.Reason, 401)
+		r.detail = verr.Detail
+		return r
 	}
 	return fail(answer.InvalidToken("token is invalid"), "invalid_token", 401)
 }
@@ -231,7 +266,10 @@ func (a *Authorizer) useLimit(ctx context.Context, tok *verify.Token, d policy.D
 // upstream is what tokenwise sets on an allowed request beside the policy:
 // claim values in their headers, and removals. A configured claim header
 // that tokenwise does not set is removed, so a client can never supply it.
-func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
+// With forward.remove_authorization, the token is stripped wherever it was
+// found: the header, the token cookie (the Cookie header is rewritten without
+// it, other cookies kept) or the query parameter.
+func (a *Authorizer) upstream(req *request.Request, tok *verify.Token, found source.Found) answer.Upstream {
 	var up answer.Upstream
 	for _, c := range a.claims {
 		if value, ok := claimValue(tok, c.claim); ok {
@@ -240,10 +278,43 @@ func (a *Authorizer) upstream(tok *verify.Token) answer.Upstream {
 			up.Remove = append(up.Remove, c.header)
 		}
 	}
-	if a.removeBearer && tok != nil {
-		up.Remove = append(up.Remove, a.tokenHdr)
+	if !a.removeBearer || tok == nil {
+		return up
+	}
+	switch found.Where {
+	case source.Header:
+		up.Remove = append(up.Remove, found.Header)
+	case source.Cookie:
+		if rest, keep := a.finder.CookieHeaderWithout(req); keep {
+			up.Set = append(up.Set, policy.Header{Name: "cookie", Value: rest})
+		} else {
+			up.Remove = append(up.Remove, "cookie")
+		}
+	case source.Query:
+		up.RemoveQuery = found.QueryKeys
 	}
 	return up
+}
+
+// sourceFailed answers a request whose token could not be found cleanly: a
+// malformed Bearer or DPoP credential is a bad token (401), anything else
+// (two tokens) a malformed request (400).
+func sourceFailed(err error) result {
+	if errors.Is(err, source.ErrInvalidToken) {
+		return fail(answer.InvalidToken(err.Error()), "malformed_credentials", 401)
+	}
+	return fail(answer.InvalidRequest(err.Error()), "invalid_request", 400)
+}
+
+// checkFound refuses what the finder found but this build cannot honour:
+// a token that remove_authorization could not strip (a query parameter Envoy
+// does not see as its own, or any query token when a proxy asks over HTTP,
+// whose answer cannot rewrite the query).
+func (a *Authorizer) checkFound(req *request.Request, found source.Found) (result, bool) {
+	if a.removeBearer && found.Where == source.Query && (found.AfterSemicolon || req.Frontend == request.FrontendHTTP) {
+		return fail(answer.InvalidRequest("the token's query parameter cannot be removed; send it in the Authorization header"), "invalid_request", 400), true
+	}
+	return result{}, false
 }
 
 // claimHeader is one claim forwarded upstream in a header.
@@ -355,6 +426,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		}
 	}()
 	a.metrics.Decision(r.outcome, r.label, took)
+	a.metrics.FrontendDecision(req.Frontend, r.outcome)
 	e := observe.Entry{
 		DecisionID: newID(),
 		RequestID:  req.Headers["x-request-id"],
@@ -363,7 +435,9 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 		Outcome:    r.outcome,
 		Status:     r.status,
 		Reason:     r.reason,
+		Detail:     r.detail,
 		Took:       took,
+		Frontend:   req.Frontend,
 	}
 	e.RateLimit, e.RateLimitRemaining = r.rate.name, r.rate.remaining
 	if e.RequestID == "" {
@@ -371,6 +445,7 @@ func (a *Authorizer) record(ctx context.Context, req *request.Request, r result,
 	}
 	if t := r.token; t != nil {
 		e.Issuer, e.Subject, e.JTI = t.Issuer, t.Subject, t.ID
+		e.Proof = proofOf(t)
 	}
 	a.log.Log(ctx, e)
 }

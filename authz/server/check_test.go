@@ -154,3 +154,26 @@ func metric(t *testing.T, m *observe.Metrics, name string) string {
 	}
 	return ""
 }
+
+// With remove_authorization, a query token that the answer cannot strip is
+// refused: after a ";" (Envoy splits on "&" only), or from a proxy asking
+// over HTTP, whose answer cannot rewrite the query.
+func TestUnremovableQueryTokenIsRefused(t *testing.T) {
+	a, _, _ := testAuthorizer(&panicky{decideAllowed: true})
+	a.finder = source.New(config.Token{Header: "authorization", QueryParameter: "access_token"})
+	a.removeBearer = true
+	for _, c := range []struct {
+		frontend, path string
+		allowed        bool
+	}{
+		{request.FrontendGRPC, "/x?access_token=a.b.c", true},
+		{request.FrontendGRPC, "/x?y=1;access_token=a.b.c", false},
+		{request.FrontendHTTP, "/x?access_token=a.b.c", false},
+		{request.FrontendHTTP, "/x", true},
+	} {
+		out := a.Decide(context.Background(), &request.Request{Frontend: c.frontend, Method: "GET", Path: c.path, Headers: map[string]string{}})
+		if out.Allowed != c.allowed || !c.allowed && out.Status != 400 {
+			t.Errorf("%s %s: allowed %v status %d", c.frontend, c.path, out.Allowed, out.Status)
+		}
+	}
+}

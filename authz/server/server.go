@@ -24,6 +24,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/resource"
 	"github.com/tokenwise/tokenwise/authz/revoke"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/uselimit"
@@ -62,12 +63,17 @@ type Server struct {
 	store    uselimit.Store
 	revoked  *revoke.Set
 	rates    *rateStage
+	pop      *popStage
 	authz    *Authorizer
 	health   *health.Server
+	ready    *readiness
 	grpc     *grpc.Server
 	http     *http.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
+	// httpAuthz is the HTTP authorization listener (nil: http_authz is off).
+	httpAuthz    *http.Server
+	httpAuthzLis net.Listener
 }
 
 // New builds every stage from cfg: it compiles the policy (an error names the
@@ -106,7 +112,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		s.Close()
 		return nil, err
 	}
+	if s.pop, err = newPoPStage(cfg, s.logger); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.authz = &Authorizer{
+		pop:          s.pop,
 		finder:       source.New(cfg.Token),
 		verifier:     s.verifier,
 		policy:       s.policy,
@@ -122,6 +133,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		tracing:      s.tracing,
 		log:          observe.NewDecisionLog(s.logger),
 		logger:       s.logger,
+	}
+	if s.authz.resource, err = resource.New(cfg.ResourceMetadata, cfg.Issuers, cfg.Token); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.httpAuthz, err = s.newHTTPAuthz(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if s.grpc, err = s.newGRPC(); err != nil {
 		s.Close()
@@ -145,6 +164,9 @@ func GRPCServerOptions(c config.GRPC) ([]grpc.ServerOption, error) {
 		// Envoy keeps a few long-lived HTTP/2 connections and pings them.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
+	// Above the largest CheckRequest Envoy sends: a bigger one would fail
+	// before Check runs, and failure_mode_allow turns that into an allow.
+	opts = append(opts, grpc.MaxRecvMsgSize(c.ReceiveLimit(config.DefaultMaxBodyBytes)))
 	if n := c.MaxConcurrentStreams; n > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(n))
 	}
@@ -177,7 +199,8 @@ func (s *Server) newGRPC() (*grpc.Server, error) {
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(g, s.health)
+	s.ready = &readiness{health: s.health, probe: s.Ready, logger: s.logger}
+	healthpb.RegisterHealthServer(g, &healthService{Server: s.health, ready: s.ready})
 	if s.cfg.GRPC.ReflectionEnabled() {
 		reflection.Register(g)
 	}
@@ -211,8 +234,8 @@ func (s *Server) opsHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
-			http.Error(w, "not ready: waiting for every issuer's JWKS to load", http.StatusServiceUnavailable)
+		if !s.ready.refresh() {
+			http.Error(w, "not ready: waiting for every issuer's JWKS and the revocation set to load", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -225,10 +248,15 @@ func (s *Server) opsHandler() http.Handler {
 }
 
 // Ready reports whether the server can answer Checks correctly: the policy
-// compiled (New would have failed otherwise) and every issuer's JWKS loaded
-// once. The use-limit store is deliberately not part of it: a Redis outage
-// must not take every replica out of the load balancer.
-func (s *Server) Ready() bool { return s.verifier.Ready() }
+// compiled (New would have failed otherwise), every issuer's JWKS loaded
+// once and the revocation set loaded once from its store (at once for the
+// memory store). Each stays loaded: a later Redis or JWKS outage keeps the
+// last set and leaves the server ready, so it does not take every replica
+// out of the load balancer. /readyz and grpc.health.v1 both read it through
+// one readiness state (see readiness).
+func (s *Server) Ready() bool {
+	return s.verifier.Ready() && (s.revoked == nil || s.revoked.Loaded())
+}
 
 // Listen binds both listeners; a taken port is an error naming the address.
 func (s *Server) Listen() error {
@@ -236,12 +264,16 @@ func (s *Server) Listen() error {
 	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPC.Address); err != nil {
 		return fmt.Errorf("grpc listener: %w", err)
 	}
-	if s.httpLis = s.opts.HTTPListener; s.httpLis != nil {
-		return nil
+	if s.httpLis = s.opts.HTTPListener; s.httpLis == nil {
+		if s.httpLis, err = net.Listen("tcp", s.cfg.HTTP.Address); err != nil {
+			s.grpcLis.Close()
+			return fmt.Errorf("http listener: %w", err)
+		}
 	}
-	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTP.Address); err != nil {
+	if err := s.listenHTTPAuthz(); err != nil {
 		s.grpcLis.Close()
-		return fmt.Errorf("http listener: %w", err)
+		s.httpLis.Close()
+		return err
 	}
 	return nil
 }
@@ -256,9 +288,12 @@ func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 // NOT_SERVING, in-flight Checks finish (up to the drain timeout) and Serve
 // returns nil. Listen must have run.
 func (s *Server) Serve(ctx context.Context) error {
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() { errs <- s.grpc.Serve(s.grpcLis) }()
 	go func() { errs <- ignoreClosed(s.http.Serve(s.httpLis)) }()
+	if s.httpAuthz != nil {
+		go func() { errs <- s.serveHTTPAuthz() }()
+	}
 	go s.policy.Watch(ctx)
 	go s.trackReadiness(ctx)
 	select {
@@ -278,22 +313,13 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// trackReadiness mirrors Ready into grpc.health.v1 until ctx ends.
+// trackReadiness refreshes the readiness state until ctx ends, so that
+// grpc.health.v1 Watch streams hear of a change without a probe asking.
 func (s *Server) trackReadiness(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	last := healthpb.HealthCheckResponse_NOT_SERVING
 	for {
-		now := healthpb.HealthCheckResponse_NOT_SERVING
-		if s.Ready() {
-			now = healthpb.HealthCheckResponse_SERVING
-		}
-		if now != last {
-			s.health.SetServingStatus("", now)
-			s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, now)
-			s.logger.Info("readiness changed", "status", now.String())
-			last = now
-		}
+		s.ready.refresh()
 		select {
 		case <-ctx.Done():
 			return
@@ -303,7 +329,10 @@ func (s *Server) trackReadiness(ctx context.Context) {
 }
 
 func (s *Server) shutdown() {
+	s.ready.close()
 	s.health.Shutdown()
+	authzDrained := make(chan struct{})
+	go func() { s.drainHTTPAuthz(); close(authzDrained) }()
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
@@ -312,6 +341,7 @@ func (s *Server) shutdown() {
 		s.logger.Warn("drain timed out; closing remaining connections")
 		s.grpc.Stop()
 	}
+	<-authzDrained
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
@@ -349,4 +379,5 @@ func (s *Server) Close() {
 		_ = s.store.Close()
 	}
 	s.rates.close()
+	s.pop.close()
 }

@@ -31,8 +31,8 @@ func BenchmarkFind(b *testing.B) {
 	req := toRequest(checkReq("/orders/42", benchHeaders()))
 	b.ReportAllocs()
 	for b.Loop() {
-		if tok, err := f.Find(req); err != nil || tok != benchToken {
-			b.Fatalf("Find = %.10q, %v", tok, err)
+		if got, err := f.Find(req); err != nil || got.Token != benchToken {
+			b.Fatalf("Find = %.10q, %v", got.Token, err)
 		}
 	}
 }
@@ -46,8 +46,8 @@ func BenchmarkFindAllSources(b *testing.B) {
 	req := toRequest(checkReq("/orders/42?view=full", h))
 	b.ReportAllocs()
 	for b.Loop() {
-		if tok, err := f.Find(req); err != nil || tok != benchToken {
-			b.Fatalf("Find = %.10q, %v", tok, err)
+		if got, err := f.Find(req); err != nil || got.Token != benchToken {
+			b.Fatalf("Find = %.10q, %v", got.Token, err)
 		}
 	}
 }

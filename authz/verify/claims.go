@@ -24,6 +24,11 @@ func (is *issuer) token(header map[string]any, claims jwt.MapClaims, hash [32]by
 	if !ok {
 		return nil, newError(ReasonMalformed, "token id is not a string")
 	}
+	if _, present := claims["jti"]; present && jti == "" {
+		// RFC 7519 §4.1.7: a unique identifier. An empty one would make
+		// every such token share one use count and one revocation.
+		return nil, newError(ReasonMalformed, "token id (jti) is empty")
+	}
 	return &Token{
 		Issuer:      is.cfg.Name,
 		Format:      FormatJWT,

@@ -57,6 +57,8 @@ type keySource struct {
 	minRefresh      time.Duration
 	metrics         *observe.Metrics
 	log             *slog.Logger
+	// now is the clock minRefresh is measured by (time.Now; tests move it).
+	now func() time.Time
 
 	ctx   context.Context // canceled by Verifier.Close
 	wg    *sync.WaitGroup
@@ -141,11 +143,11 @@ func (s *keySource) refreshOnDemand(ctx context.Context) {
 	s.mu.Lock()
 	done := s.inflight
 	if done == nil {
-		if !s.lastDemand.IsZero() && time.Since(s.lastDemand) < s.minRefresh {
+		if !s.lastDemand.IsZero() && s.now().Sub(s.lastDemand) < s.minRefresh {
 			s.mu.Unlock()
 			return
 		}
-		s.lastDemand = time.Now()
+		s.lastDemand = s.now()
 		done = s.fetchSharedLocked()
 	}
 	s.mu.Unlock()

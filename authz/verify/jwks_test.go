@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,9 +80,16 @@ func TestUnknownKIDFloodIsBounded(t *testing.T) {
 	}
 }
 
+// The interval is measured on a clock the test moves, so a slow machine
+// cannot stretch the gap between two Verify calls past it.
 func TestUnknownKIDRefreshRespectsMinInterval(t *testing.T) {
 	iss := verifytest.NewIssuer(t)
 	v := readyVerifier(t, issuerCfg(iss, "corp", func(c *config.Issuer) { c.MinRefreshInterval = 500 * time.Millisecond }))
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	keys := v.all[0].keys
+	keys.mu.Lock()
+	keys.now = func() time.Time { return now } // read only under keys.mu, by this goroutine's Verify calls
+	keys.mu.Unlock()
 	base := iss.Hits()
 	unknown := iss.MintWith("RS256", map[string]any{"kid": "nope"}, nil)
 	wantReason(t, v, unknown, ReasonUnknownKID)
@@ -89,7 +97,12 @@ func TestUnknownKIDRefreshRespectsMinInterval(t *testing.T) {
 	if got := iss.Hits() - base; got != 1 {
 		t.Fatalf("hits = %d, want 1 within the minimum interval", got)
 	}
-	time.Sleep(600 * time.Millisecond)
+	now = now.Add(499 * time.Millisecond)
+	wantReason(t, v, unknown, ReasonUnknownKID)
+	if got := iss.Hits() - base; got != 1 {
+		t.Fatalf("hits = %d, want 1 just before the minimum interval ends", got)
+	}
+	now = now.Add(time.Millisecond)
 	wantReason(t, v, unknown, ReasonUnknownKID)
 	if got := iss.Hits() - base; got != 2 {
 		t.Fatalf("hits = %d, want 2 after the minimum interval", got)
@@ -290,17 +303,39 @@ func TestJWKSNonOKStatus(t *testing.T) {
 	_ = iss
 }
 
+// Close stops the refresh loop: once it returns, no JWKS fetch starts again.
+// Fetches are counted where the verifier starts them (its HTTP client), not
+// where the issuer receives them: a request cancelled by Close may still
+// reach the server a moment later, which says nothing about the loop.
 func TestCloseStopsRefreshes(t *testing.T) {
 	iss := verifytest.NewIssuer(t)
-	v := readyVerifier(t, issuerCfg(iss, "corp", func(c *config.Issuer) { c.RefreshInterval = 10 * time.Millisecond }))
+	var started atomic.Int64
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		started.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v, err := New([]config.Issuer{issuerCfg(iss, "corp", func(c *config.Issuer) { c.RefreshInterval = 10 * time.Millisecond })},
+		Options{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	waitFor(t, "three fetches, so refreshes are running", func() bool { return started.Load() >= 3 })
 	v.Close()
 	v.Close() // idempotent
-	after := iss.Hits()
+	after := started.Load()
+	// Refreshes every 10ms would show within this window; a loop that
+	// stopped never does, however slow the machine.
 	time.Sleep(100 * time.Millisecond)
-	if iss.Hits() != after {
-		t.Fatalf("JWKS fetched %d times after Close", iss.Hits()-after)
+	if n := started.Load() - after; n != 0 {
+		t.Fatalf("%d JWKS fetches started after Close returned", n)
 	}
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func rawJWK(t testing.TB, pub any, meta jwkset.JWKMetadataOptions) json.RawMessage {
 	t.Helper()

@@ -69,6 +69,10 @@ type Error struct {
 	Description string
 	// Reason is a short stable label for metrics and the decision log, e.g. "expired".
 	Reason string
+	// Detail is for the decision log only, never the client: what the
+	// operator needs to see, such as the unverified iss of an unknown
+	// issuer (escaped and cut short; it is not a secret). Often "".
+	Detail string
 }
 
 func (e *Error) Error() string { return e.Description }

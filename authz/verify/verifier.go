@@ -20,9 +20,11 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -154,6 +156,8 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 	if _, dup := v.byIssuer[cfg.Issuer]; dup {
 		return nil, fmt.Errorf("%s: issuer %q configured twice", where, cfg.Issuer)
 	}
+	// Discovery and JWKS redirects pass the configured URLs' rule.
+	client = withRedirectRule(client, cfg.AllowInsecureJWKSURL)
 	if !cfg.HasKeys() {
 		in, err := newIntrospector(cfg, newDiscovery(cfg, client), opts, log)
 		if err != nil {
@@ -182,7 +186,7 @@ func (v *Verifier) newIssuer(ctx context.Context, cfg config.Issuer, client *htt
 	keys := &keySource{
 		name: cfg.Name, url: cfg.JWKSURL, algs: cfg.Algorithms, client: client,
 		fetchTimeout: cfg.FetchTimeout, refreshInterval: cfg.RefreshInterval, minRefresh: cfg.MinRefreshInterval,
-		metrics: m, log: log, ctx: ctx, wg: &v.wg, store: store, kf: kf,
+		metrics: m, log: log, now: time.Now, ctx: ctx, wg: &v.wg, store: store, kf: kf,
 	}
 	if cfg.DiscoveryEndpoint() != "" {
 		keys.disc = disc // the keys' URL is discovered, not configured
@@ -221,8 +225,8 @@ func claimRules(cfg config.Issuer) []jwt.ParserOption {
 	return opts
 }
 
-// defaultHTTPClient bounds every phase of a JWKS fetch and refuses redirects
-// that would leave https.
+// defaultHTTPClient bounds every phase of a JWKS fetch. Redirects are
+// checked per issuer (withRedirectRule).
 func defaultHTTPClient() *http.Client {
 	return &http.Client{
 		Timeout: time.Minute, // a backstop; each fetch has its own FetchTimeout
@@ -235,16 +239,29 @@ func defaultHTTPClient() *http.Client {
 			MaxIdleConnsPerHost:   2,
 			ForceAttemptHTTP2:     true,
 		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				return errors.New("redirect from https to http refused")
-			}
-			return nil
-		},
 	}
+}
+
+// MaxRedirects is how many redirects a JWKS or discovery fetch follows.
+const MaxRedirects = 3
+
+// withRedirectRule returns a copy of client (sharing its transport) whose
+// redirects must pass the rule the configured URL passed: https, or http
+// only to a loopback host or with allow_insecure_jwks_url. Otherwise a
+// loopback JWKS could redirect to any plain-http host, and its keys would be
+// trusted. At most MaxRedirects are followed.
+func withRedirectRule(client *http.Client, allowInsecure bool) *http.Client {
+	c := *client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= MaxRedirects {
+			return fmt.Errorf("more than %d redirects", MaxRedirects)
+		}
+		if err := config.CheckJWKSURL(req.URL.String(), allowInsecure); err != nil {
+			return fmt.Errorf("redirect to %s refused: %v", req.URL.Redacted(), err)
+		}
+		return nil
+	}
+	return &c
 }
 
 // Ready reports whether every issuer's JWKS has loaded at least once. An
@@ -331,11 +348,30 @@ func (v *Verifier) issuerOf(claims jwt.MapClaims) (*issuer, *Error) {
 		if is, ok := v.byIssuer[iss]; ok {
 			return is, nil
 		}
-		return nil, newError(ReasonUnknownIssuer, "unknown issuer")
+		e := newError(ReasonUnknownIssuer, "unknown issuer")
+		// Named in the log so a near miss (a trailing slash) is visible.
+		e.Detail = "iss " + QuoteCut(iss, maxDetailIssuer)
+		return nil, e
 	case nil:
 		return nil, newError(ReasonUnknownIssuer, "token has no issuer")
 	}
 	return nil, newError(ReasonMalformed, "token issuer is not a string")
+}
+
+// maxDetailIssuer is how much of an unknown iss the log shows.
+const maxDetailIssuer = 100
+
+// QuoteCut quotes s for a log line, ASCII-only with Go escapes, after
+// cutting it to at most n bytes on a character boundary ("…" marks a cut).
+func QuoteCut(s string, n int) string {
+	if len(s) <= n {
+		return strconv.QuoteToASCII(s)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.QuoteToASCII(s[:cut]) + "…"
 }
 
 // checkSignature verifies c's signature with this issuer's key for it: the

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,8 +17,8 @@ import (
 	"github.com/tokenwise/tokenwise/authz/config"
 )
 
-// The Wycheproof JWS and JWK vectors (C2SP/wycheproof, in shared/testdata
-// beside the repository) run through the verifier's own stages: split (size,
+// The Wycheproof JWS and JWK vectors (C2SP/wycheproof, kept gzipped in
+// testdata/wycheproof with their license) run through the verifier's own stages: split (size,
 // shape, strict base64, duplicate members), the issuer's header rules, and
 // checkSignature with the key found in a JWKS that a real httptest server
 // serves and keySource fetches and filters. Only the claim checks are left
@@ -43,27 +44,6 @@ var wycheproofRefusedValid = map[int]string{
 	351: `key alg "ES521" is not an algorithm`,
 }
 
-// wycheproofDir finds shared/testdata/wycheproof beside the repository root
-// (the directory holding go.mod), wherever the clone is.
-func wycheproofDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	return filepath.Join(dir, "..", "shared", "testdata", "wycheproof")
-}
-
 type wycheproofFile struct {
 	NumberOfTests int `json:"numberOfTests"`
 	TestGroups    []struct {
@@ -82,16 +62,17 @@ type wycheproofFile struct {
 
 func loadWycheproof(t *testing.T, name string) *wycheproofFile {
 	t.Helper()
-	path := filepath.Join(wycheproofDir(t), name)
-	data, err := os.ReadFile(path)
+	file, err := os.Open(filepath.Join("testdata", "wycheproof", name+".gz"))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Wycheproof vectors missing in CI: %v", err)
-		}
-		t.Skipf("Wycheproof vectors not found (%v); CI=true makes this a failure", err)
+		t.Fatal(err)
+	}
+	defer file.Close()
+	unzipped, err := gzip.NewReader(file)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var f wycheproofFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	if err := json.NewDecoder(unzipped).Decode(&f); err != nil {
 		t.Fatal(err)
 	}
 	return &f

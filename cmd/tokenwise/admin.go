@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -22,80 +23,80 @@ import (
 	tokenwisev1 "github.com/tokenwise/tokenwise/proto/tokenwise/v1"
 )
 
-const adminUsage = `tokenwise admin: talk to a running tokenwise's TokenAdmin API
-
-Usage:
-  tokenwise admin revoke-token --issuer NAME --jti JTI [--until RFC3339]
-  tokenwise admin revoke-subject --issuer NAME --subject SUB [--before RFC3339] [--until RFC3339]
-  tokenwise admin uses --issuer NAME --jti JTI
-  tokenwise admin list [--issuer NAME]
-  tokenwise admin unrevoke --id ID
-
-Every command takes:
-  --server ADDR      the gRPC listener (default 127.0.0.1:9191)
-  --token TOKEN      the admin token (default: $TOKENWISE_ADMIN_TOKEN)
-  --ca-file FILE     trust this CA for the server's certificate (turns on TLS)
-  --cert-file FILE   client certificate for mTLS (with --key-file; turns on TLS)
-  --key-file FILE
-  --timeout DUR      per call (default 10s)
-Without --ca-file or --cert-file the connection is plaintext.
-`
-
 // adminFlags are the connection flags every admin command takes.
 type adminFlags struct {
 	server, token, caFile, certFile, keyFile string
 	timeout                                  time.Duration
 }
 
-func (f *adminFlags) register(fs *flag.FlagSet) {
+func (f *adminFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.server, "server", "127.0.0.1:9191", "tokenwise gRPC address")
 	fs.StringVar(&f.token, "token", "", "admin token (default $TOKENWISE_ADMIN_TOKEN)")
-	fs.StringVar(&f.caFile, "ca-file", "", "CA for the server certificate")
-	fs.StringVar(&f.certFile, "cert-file", "", "client certificate (mTLS)")
-	fs.StringVar(&f.keyFile, "key-file", "", "client key (mTLS)")
+	fs.StringVar(&f.caFile, "ca-file", "", "trust this CA for the server's certificate (turns on TLS)")
+	fs.StringVar(&f.certFile, "cert-file", "", "client certificate for mTLS, with --key-file (turns on TLS)")
+	fs.StringVar(&f.keyFile, "key-file", "", "client key for mTLS")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "per call")
 }
 
-// adminCommands maps each subcommand to what it does with its parsed flags.
-var adminCommands = map[string]func(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error{
-	"revoke-token":   revokeTokenCmd,
-	"revoke-subject": revokeSubjectCmd,
-	"uses":           usesCmd,
-	"list":           listCmd,
-	"unrevoke":       unrevokeCmd,
+// adminAction is what one admin subcommand does once connected.
+type adminAction func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error
+
+// adminSubcommand describes one admin subcommand; flags registers its own
+// flags and returns what it does with them.
+type adminSubcommand struct {
+	use, short string
+	flags      func(fs *pflag.FlagSet) adminAction
 }
 
-// adminCmd runs `tokenwise admin SUBCOMMAND ...`.
-func adminCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, adminUsage)
-		if len(args) == 0 {
-			return errors.New("admin: a subcommand is required")
-		}
-		return flag.ErrHelp
-	}
-	build, ok := adminCommands[args[0]]
-	if !ok {
-		return fmt.Errorf("admin: unknown subcommand %q (try tokenwise admin help)", args[0])
-	}
-	fs := newFlags("admin "+args[0], nil, false)
+var adminSubcommands = []adminSubcommand{
+	{"revoke-token --issuer NAME --jti JTI [--until RFC3339]", "Revoke one token", revokeTokenCmd},
+	{"revoke-subject --issuer NAME --subject SUB [--before RFC3339] [--until RFC3339]", "Revoke a subject's tokens issued before a time (default: now)", revokeSubjectCmd},
+	{"uses --issuer NAME --jti JTI", "Show a token's use count and limit", usesCmd},
+	{"list [--issuer NAME]", "List the active revocations", listCmd},
+	{"unrevoke --id ID", "Remove a revocation", unrevokeCmd},
+}
+
+// newAdminCmd is `tokenwise admin SUBCOMMAND ...`.
+func newAdminCmd() *cobra.Command {
 	var conn adminFlags
-	conn.register(fs)
-	do := build(fs)
-	if err := parse(fs, args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, adminUsage)
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Revoke tokens and read use counts on a running server",
+		Long: `Talk to a running tokenwise's TokenAdmin API (tokenwise.v1) over gRPC.
+
+The server's admin API is off unless admin.token or admin.client_ca_file is
+set. The token comes from --token or $TOKENWISE_ADMIN_TOKEN. Without
+--ca-file or --cert-file the connection is plaintext.`,
+		Example: `  TOKENWISE_ADMIN_TOKEN=... tokenwise admin revoke-token --issuer corp --jti 4f1c...
+  tokenwise admin revoke-subject --issuer corp --subject alice
+  tokenwise admin list --server 127.0.0.1:9191`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_ = cmd.Help()
+			return errors.New("admin: a subcommand is required")
+		},
+	}
+	conn.register(cmd.PersistentFlags())
+	for _, sub := range adminSubcommands {
+		cmd.AddCommand(newAdminSubcommand(sub, &conn))
+	}
+	return cmd
+}
+
+func newAdminSubcommand(sub adminSubcommand, conn *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: sub.use, Short: sub.short, Long: sub.short + ".", Args: cobra.NoArgs}
+	do := sub.flags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		client, closeConn, err := conn.dial()
+		if err != nil {
+			return err
 		}
-		return err
+		defer closeConn()
+		ctx, cancel := context.WithTimeout(conn.outgoing(cmd.Context()), conn.timeout)
+		defer cancel()
+		return do(ctx, client, cmd.OutOrStdout())
 	}
-	client, closeConn, err := conn.dial()
-	if err != nil {
-		return err
-	}
-	defer closeConn()
-	ctx, cancel := context.WithTimeout(conn.outgoing(ctx), conn.timeout)
-	defer cancel()
-	return do(ctx, client, stdout)
+	return cmd
 }
 
 // dial connects to --server, over TLS when a CA or client certificate is given.
@@ -163,6 +164,9 @@ func (f timeFlag) String() string {
 	return f.t.Format(time.RFC3339)
 }
 
+// Type names the value in --help.
+func (f timeFlag) Type() string { return "RFC3339" }
+
 func (f timeFlag) Set(s string) error {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -189,7 +193,7 @@ func required(pairs ...string) error {
 	return nil
 }
 
-func revokeTokenCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error {
+func revokeTokenCmd(fs *pflag.FlagSet) adminAction {
 	var issuer, jti string
 	var until time.Time
 	fs.StringVar(&issuer, "issuer", "", "issuer name (issuers[].name)")
@@ -208,7 +212,7 @@ func revokeTokenCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdm
 	}
 }
 
-func revokeSubjectCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error {
+func revokeSubjectCmd(fs *pflag.FlagSet) adminAction {
 	var issuer, subject string
 	var before, until time.Time
 	fs.StringVar(&issuer, "issuer", "", "issuer name (issuers[].name)")
@@ -230,7 +234,7 @@ func revokeSubjectCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenA
 	}
 }
 
-func usesCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error {
+func usesCmd(fs *pflag.FlagSet) adminAction {
 	var issuer, jti string
 	fs.StringVar(&issuer, "issuer", "", "issuer name (issuers[].name)")
 	fs.StringVar(&jti, "jti", "", "the token's jti")
@@ -254,7 +258,7 @@ func usesCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClien
 	}
 }
 
-func listCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error {
+func listCmd(fs *pflag.FlagSet) adminAction {
 	var issuer string
 	fs.StringVar(&issuer, "issuer", "", "only this issuer's revocations")
 	return func(ctx context.Context, c tokenwisev1.TokenAdminClient, w io.Writer) error {
@@ -275,7 +279,7 @@ func listCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClien
 	}
 }
 
-func unrevokeCmd(fs *flag.FlagSet) func(context.Context, tokenwisev1.TokenAdminClient, io.Writer) error {
+func unrevokeCmd(fs *pflag.FlagSet) adminAction {
 	var id string
 	fs.StringVar(&id, "id", "", "revocation id, as admin list shows it")
 	return func(ctx context.Context, c tokenwisev1.TokenAdminClient, w io.Writer) error {

@@ -1,90 +1,74 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"runtime/pprof"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tokenwise/tokenwise/authz/bench"
 )
 
-const benchUsage = `Usage: tokenwise bench [flags]
-
-Measures tokenwise's Check against a no-op ext_authz server (the floor) in
+const benchLong = `Measure tokenwise's Check against a no-op ext_authz server (the floor) in
 one process: an in-process issuer, tokenwise servers and the floor, driven
 over loopback gRPC. Runs are interleaved floor, scenario, floor, ... and each
 scenario's throughput is reported as the median ratio to the floor.
 
-Flags:
-  --scenarios LIST   comma-separated scenarios (default: all)
-  --concurrency N    Checks in flight (default 64)
-  --connections N    HTTP/2 connections per server (default 2, like Envoy)
-  --duration D       measured length of each run (default 3s)
-  --rounds N         floor/scenario pairs per scenario (default 3)
-  --rate R           open loop at R Checks/s for every run instead of closed loop
-  --redis ADDR       Redis for one-time-redis (default: start redis-server; the
-                     cluster and wait scenarios always start their own)
-  --json             print the report as JSON
-  --cpuprofile FILE  write a CPU profile of the whole run
+Progress goes to stderr, the table (or JSON) to stdout.
 
 Scenarios:
 `
 
-// benchCmd runs `tokenwise bench`: progress on stderr, the table (or JSON) on stdout.
-func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts, asJSON, profile, err := parseBench(args, stdout)
-	if err != nil {
-		return err
+// newBenchCmd is `tokenwise bench`.
+func newBenchCmd() *cobra.Command {
+	var opts bench.Options
+	var scenarios, profile string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "bench [--scenarios LIST] [--json]",
+		Short:   "Measure Checks/s, latency and allocations against a no-op ext_authz floor",
+		Long:    benchLong + bench.ScenarioHelp(),
+		Example: "  tokenwise bench --scenarios anonymous,jwt --duration 2s --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Concurrency <= 0 || opts.Connections <= 0 || opts.Rounds <= 0 || opts.Duration <= 0 || opts.Rate < 0 {
+				return errors.New("bench: --concurrency, --connections, --rounds and --duration must be positive, --rate not negative")
+			}
+			if scenarios != "" {
+				opts.Scenarios = strings.Split(scenarios, ",")
+			}
+			opts.Progress = cmd.ErrOrStderr()
+			if profile != "" {
+				stopProfile, err := startProfile(profile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
+			rep, err := bench.Run(cmd.Context(), opts)
+			if err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+			if asJSON {
+				return rep.WriteJSON(cmd.OutOrStdout())
+			}
+			return rep.WriteTable(cmd.OutOrStdout())
+		},
 	}
-	opts.Progress = stderr
-	if profile != "" {
-		stopProfile, err := startProfile(profile)
-		if err != nil {
-			return err
-		}
-		defer stopProfile()
-	}
-	rep, err := bench.Run(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("bench: %w", err)
-	}
-	if asJSON {
-		return rep.WriteJSON(stdout)
-	}
-	return rep.WriteTable(stdout)
-}
-
-// parseBench reads the flags; --help prints the usage and returns flag.ErrHelp.
-func parseBench(args []string, stdout io.Writer) (opts bench.Options, asJSON bool, profile string, err error) {
-	fs := newFlags("bench", nil, false)
-	var scenarios string
-	fs.StringVar(&scenarios, "scenarios", "", "")
-	fs.IntVar(&opts.Concurrency, "concurrency", 64, "")
-	fs.IntVar(&opts.Connections, "connections", 2, "")
-	fs.DurationVar(&opts.Duration, "duration", 3e9, "")
-	fs.IntVar(&opts.Rounds, "rounds", 3, "")
-	fs.Float64Var(&opts.Rate, "rate", 0, "")
-	fs.StringVar(&opts.RedisAddr, "redis", "", "")
-	fs.BoolVar(&asJSON, "json", false, "")
-	fs.StringVar(&profile, "cpuprofile", "", "")
-	if err = parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, benchUsage+bench.ScenarioHelp())
-		}
-		return opts, false, "", err
-	}
-	if opts.Concurrency <= 0 || opts.Connections <= 0 || opts.Rounds <= 0 || opts.Duration <= 0 || opts.Rate < 0 {
-		return opts, false, "", errors.New("bench: --concurrency, --connections, --rounds and --duration must be positive, --rate not negative")
-	}
-	if scenarios != "" {
-		opts.Scenarios = strings.Split(scenarios, ",")
-	}
-	return opts, asJSON, profile, nil
+	fs := cmd.Flags()
+	fs.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios (default: all)")
+	fs.IntVar(&opts.Concurrency, "concurrency", 64, "Checks in flight")
+	fs.IntVar(&opts.Connections, "connections", 2, "HTTP/2 connections per server (2, like Envoy)")
+	fs.DurationVar(&opts.Duration, "duration", 3e9, "measured length of each run")
+	fs.IntVar(&opts.Rounds, "rounds", 3, "floor/scenario pairs per scenario")
+	fs.Float64Var(&opts.Rate, "rate", 0, "open loop at this many Checks/s for every run instead of closed loop")
+	fs.StringVar(&opts.RedisAddr, "redis", "", "Redis for one-time-redis and rate-limit-redis (default: start redis-server; the cluster and wait scenarios always start their own)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	return cmd
 }
 
 // startProfile writes a CPU profile to path until the returned func is called.

@@ -84,6 +84,7 @@ issuers:
     jwks_url: %s
 policy:
   paths: [policies/]
+  timeout: 10s    # the drain test's policy waits on a slow service for a second
 forward:
   claims_to_headers: {sub: x-user-id}
 `, issuer.URL(), issuer.JWKSURL()))
@@ -91,13 +92,6 @@ forward:
 }
 
 const allowAlice = "package envoy.authz\n\ndefault allow := false\n\nallow if input.token.claims.sub == \"alice\"\n"
-
-func TestVersion(t *testing.T) {
-	code, out, _ := tokenwise(t, "", "version")
-	if code != 0 || !strings.HasPrefix(out, "tokenwise ") {
-		t.Fatalf("version: %d %q", code, out)
-	}
-}
 
 func TestValidate(t *testing.T) {
 	dir := project(t, verifytest.NewIssuer(t), allowAlice)
@@ -109,7 +103,14 @@ func TestValidate(t *testing.T) {
 		"unknown key":     {"tokenwise.yaml", "grpc: {adress: x}\n", "adress"},
 		"broken policy":   {"policies/authz.rego", "package envoy.authz\n\nallow := {{{\n", "authz.rego"},
 		"HMAC algorithm":  {"tokenwise.yaml", "issuers: [{name: a, issuer: i, jwks_url: https://x/, algorithms: [HS256]}]\n", "HS256"},
-		"missing TLS key": {"tokenwise.yaml", "grpc: {tls: {cert_file: nowhere.pem, key_file: nowhere-key.pem}}\npolicy: {paths: [policies/]}\n", "nowhere.pem"},
+		"missing TLS key": {"tokenwise.yaml", "grpc: {tls: {cert_file: nowhere.pem, key_file: nowhere-key.pem}}\npolicy: {paths: [policies/]}\n" + oneIssuer, "nowhere.pem"},
+		"no issuers":      {"tokenwise.yaml", "policy: {paths: [policies/]}\n", "issuers: none configured"},
+		"query names no rule": {"tokenwise.yaml", "policy: {paths: [policies/], query: data.envoy.authz.alow}\n" + oneIssuer,
+			"policy.query data.envoy.authz.alow: no rule or data"},
+		"unset variable": {"tokenwise.yaml", "issuers:\n  - {name: a, issuer: https://i/, jwks_url: https://i/jwks, audiences: [\"${TW_CLI_TEST_UNSET}\"]}\n",
+			"issuers[0].audiences[0] (line 2): ${TW_CLI_TEST_UNSET} is not set"},
+		"near key":      {"tokenwise.yaml", "issuers:\n  - {name: a, issuer: https://i/, jwks_url: https://i/jwks, audience: [x]}\n", "did you mean audiences?"},
+		"bare duration": {"tokenwise.yaml", "issuers:\n  - {name: a, issuer: https://i/, jwks_url: https://i/jwks, leeway: 30}\n", "issuers[0].leeway (line 2): 30 is a number without a unit"},
 	}
 	for name, f := range faults {
 		t.Run(name, func(t *testing.T) {
@@ -120,6 +121,27 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q: want non-zero and one line naming %q", code, errOut, f.want)
 			}
 		})
+	}
+}
+
+const oneIssuer = "issuers:\n  - {name: a, issuer: https://i/, jwks_url: https://i/jwks}\n"
+
+// Risky settings that work are warnings: validate prints them and passes.
+func TestValidateWarns(t *testing.T) {
+	dir := project(t, verifytest.NewIssuer(t), allowAlice)
+	writeFile(t, filepath.Join(dir, "tokenwise.yaml"), `issuers:
+  - {name: a, issuer: https://i/, jwks_url: http://idp.internal/jwks, allow_insecure_jwks_url: true, leeway: 1h}
+token: {query_parameter: access_token}
+use_limits: {on_store_error: allow}
+`)
+	code, out, errOut := tokenwise(t, dir, "validate", "--config", "tokenwise.yaml")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"leeway 1h0m0s is over 5m0s", "allow_insecure_jwks_url", "on_store_error: allow", "query_parameter"} {
+		if !strings.Contains(errOut, "tokenwise: warning: tokenwise.yaml: ") || !strings.Contains(errOut, want) {
+			t.Errorf("no warning about %q:\n%s", want, errOut)
+		}
 	}
 }
 

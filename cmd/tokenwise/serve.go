@@ -2,22 +2,39 @@ package main
 
 import (
 	"context"
-	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/server"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func newServeCmd() *cobra.Command {
 	var o overrides
-	if err := parse(newFlags("serve", &o, true), args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the service",
+		Long: `Run the service: the gRPC listener (ext_authz v3, gRPC health, tokenwise's
+own API) and the HTTP operations listener (/healthz, /readyz, /metrics).
+
+The flags override the file. Any fault at start (bad file, unknown key,
+unreadable policy, port taken) ends the process with a non-zero status and
+one line naming the cause. SIGTERM or SIGINT lets Checks in flight finish.`,
+		Example: `  tokenwise serve --config tokenwise.yaml
+  tokenwise serve --config tokenwise.yaml --grpc-address 0.0.0.0:9191 --log-level debug`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(&o)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cmd.ErrOrStderr(), cfg.Log.Level, cfg.Log.Format)
+			logWarnings(logger, cfg)
+			return runServer(cmd.Context(), cfg, server.Options{Logger: logger}, nil)
+		},
 	}
-	cfg, err := loadConfig(&o)
-	if err != nil {
-		return err
-	}
-	return runServer(ctx, cfg, server.Options{Logger: newLogger(stderr, cfg.Log.Level)}, nil)
+	o.register(cmd.Flags(), true)
+	return cmd
 }
 
 // runServer builds, binds and runs a server until ctx ends. started, when

@@ -30,7 +30,16 @@ under_prefix if startswith(request_path, concat("", [trim_right(settings.prefix,
 
 dot_segments if {
 	some segment in input.parsed_path
-	segment in {".", ".."}
+	some part in segment_parts(segment)
+	part in {".", ".."}
+}
+
+# segment_parts reads a parsed_path segment as a lenient server would: "%2e"
+# as ".", "%2f", "%5c" and "\\" as separators, and a ";" parameter cut off,
+# so "..;", "%2e%2e" (any case) and backslash spellings count as dot segments.
+segment_parts(segment) := {trim_space(split(part, ";")[0]) |
+	lenient := replace(replace(replace(replace(lower(segment), "%2e", "."), "%2f", "/"), "%5c", "/"), "\\", "/")
+	some part in split(lenient, "/")
 }
 
 # uses is the token's own limit, never above the cap; a bad value grants nothing.

@@ -69,3 +69,10 @@ test_settings if {
 		with data.tokenwise.downloads as {"prefix": "/files/", "default_uses": 1}
 	d.max_uses == 1
 }
+
+test_dot_segment_spellings_refused if {
+	every path in ["/downloads/x/..;/report.pdf", "/downloads/x/%2e%2E/report.pdf", "/downloads/x\\..\\report.pdf", "/downloads/x/..%5Creport.pdf"] {
+		d := downloads.allow with input as request("GET", path, link)
+		d.http_status == 400
+	}
+}

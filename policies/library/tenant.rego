@@ -28,6 +28,20 @@ path_tenant := input.parsed_path[count(prefix_segments)] if {
 	input.parsed_path[count(prefix_segments)] != ""
 }
 
+dot_segments if {
+	some segment in input.parsed_path
+	some part in segment_parts(segment)
+	part in {".", ".."}
+}
+
+# segment_parts reads a parsed_path segment as a lenient server would: "%2e"
+# as ".", "%2f", "%5c" and "\\" as separators, and a ";" parameter cut off,
+# so "..;", "%2e%2e" (any case) and backslash spellings count as dot segments.
+segment_parts(segment) := {trim_space(split(part, ";")[0]) |
+	lenient := replace(replace(replace(replace(lower(segment), "%2e", "."), "%2f", "/"), "%5c", "/"), "\\", "/")
+	some part in split(lenient, "/")
+}
+
 token_tenants contains t if {
 	t := input.token.claims[settings.claim]
 	is_string(t)
@@ -44,8 +58,8 @@ default allow := {"allowed": false, "reason": "request denied by policy"}
 
 allow := deny(404, "no tenant in the path") if {
 	not path_tenant
-} else := deny(400, "the tenant in the path has . or .. segments") if {
-	path_tenant in {".", ".."}
+} else := deny(400, "the request path has . or .. segments") if {
+	dot_segments
 } else := deny(401, "this route needs a bearer token") if {
 	input.token == null
 } else := deny(403, sprintf("the token is not for tenant %s", [path_tenant])) if {

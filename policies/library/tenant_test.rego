@@ -62,3 +62,10 @@ test_settings_choose_claim_prefix_and_header if {
 	d.allowed == true
 	d.headers == {"x-org-id": "o1"}
 }
+
+test_dot_segment_spellings_are_refused if {
+	every path in ["/tenants/..;/admin", "/tenants/%2E%2e/admin", "/tenants/acme/..\\..\\globex", "/tenants/acme/..%5cx", "/tenants/acme/.%2e;x=1/y"] {
+		d := tenant.allow with input as request(path, {"tenant": ["acme", "..;", "%2E%2e"]})
+		d.http_status == 400
+	}
+}
