@@ -211,7 +211,7 @@ func (k *signingKey) jwk() map[string]string {
 }
 
 // MintParameters are the query parameters MintHandler takes; any other is a 400.
-var MintParameters = []string{"sub", "scope", "one_time", "ttl", "aud", "claims"}
+var MintParameters = []string{"sub", "scope", "one_time", "ttl", "aud", "claims", "jkt", "x5t"}
 
 // MintHandler mints a token from the query: sub, scope (space- or
 // comma-separated), one_time (true/false), ttl (a Go duration), aud (the

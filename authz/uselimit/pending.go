@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,11 @@ func (p *pendingClient) connect(opt rueidis.ClientOption) {
 			return
 		case <-time.After(connectRetry):
 		}
-		c, err := rueidis.NewClient(opt)
+		// rueidis shuffles InitAddress in place, and a client that failed
+		// may still be reading the slice it was given: each try gets its own.
+		try := opt
+		try.InitAddress = slices.Clone(opt.InitAddress)
+		c, err := rueidis.NewClient(try)
 		if err != nil {
 			p.why.Store(&err)
 			continue
