@@ -1,11 +1,7 @@
 package server
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/tokenwise/tokenwise/authz/config"
@@ -48,22 +44,5 @@ func benchServerWithIntrospection(b *testing.B) (*Authorizer, *verifytest.Issuer
 	cfg.Issuers = []config.Issuer{corp, hydra}
 	cfg.Policy.Paths = []string{"."}
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	fsys := fstest.MapFS{"bench.rego": {Data: []byte(benchPolicy)}}
-	srv, err := New(context.Background(), cfg, Options{Logger: logger, PolicyFS: fsys})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Close)
-	deadline := time.Now().Add(10 * time.Second)
-	for !srv.Ready() {
-		if time.Now().After(deadline) {
-			b.Fatal("the JWKS did not load")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return srv.Authorizer(), iss, endpoint
+	return startBenchServer(b, cfg, benchPolicy), iss, endpoint
 }
