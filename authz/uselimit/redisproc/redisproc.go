@@ -6,7 +6,6 @@ package redisproc
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tokenwise/tokenwise/authz/childproc"
 )
 
 // startTimeout bounds how long a start waits for the server to answer PING.
@@ -71,11 +72,11 @@ func launch(s *Server) (*Server, error) {
 	var err error
 	// A free port found by listening can be taken before redis binds it, so try a few.
 	for range 3 {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = childproc.FreePort(); err != nil {
 			continue
 		}
 		if s.cluster {
-			if s.busPort, err = freePort(); err != nil {
+			if s.busPort, err = childproc.FreePort(); err != nil {
 				continue
 			}
 		}
@@ -148,7 +149,7 @@ func (s *Server) signal(sig os.Signal) {
 // start runs the process and waits for PING; on failure nothing is left running.
 func (s *Server) start() error {
 	cmd := exec.Command(s.binary, s.args()...)
-	out := &syncBuffer{}
+	out := &childproc.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -282,32 +283,4 @@ func writeCert(dir string) (*x509.CertPool, error) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	return roots, nil
-}
-
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the server's output for error messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
