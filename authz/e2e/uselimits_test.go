@@ -59,18 +59,7 @@ func redisStore(addr string) func(*config.Config) {
 
 // startFleet runs n replicas that trust the same issuer, each with edit applied.
 func startFleet(t *testing.T, n int, edit func(*config.Config)) fleet {
-	first := start(t, edit)
-	f := fleet{first}
-	for range n - 1 {
-		f = append(f, start(t, edit, func(c *config.Config) {
-			c.Issuers[0] = first.issuer.Config("corp")
-			c.Issuers[0].Audiences = []string{"orders-api"}
-		}))
-	}
-	for _, h := range f {
-		h.waitReady()
-	}
-	return f
+	return startFleetPolicy(t, n, policy, edit)
 }
 
 func TestAOneTimeTokenIsAllowedOnceInOneProcess(t *testing.T) {
