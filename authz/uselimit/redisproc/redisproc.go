@@ -1,6 +1,7 @@
-// Package redisproc runs a real redis-server process on a free loopback port,
-// without persistence: for the tests (through package redistest) and for
-// `tokenwise bench`. It can be killed to simulate an outage, paused to
+// Package redisproc runs real redis-server processes on free loopback ports,
+// without persistence: one server, a Redis Cluster, or a master with
+// replicas watched by redis-sentinel, for the tests (through package
+// redistest) and for `tokenwise bench`. A server can be killed to simulate an outage, paused to
 // simulate a hung server, and started again on the same address.
 package redisproc
 

@@ -1,6 +1,6 @@
-// Package redistest runs a real redis-server process for tests (see package
-// redisproc): on a free loopback port, without persistence, stopped when the
-// test ends. A test that cannot start one fails under CI and skips elsewhere.
+// Package redistest runs real redis-server processes for tests (see package
+// redisproc) — one server, a cluster, or a sentinel group — on free loopback
+// ports, without persistence, stopped when the test ends. A test that cannot start one fails under CI and skips elsewhere.
 package redistest
 
 import (
