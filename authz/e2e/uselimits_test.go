@@ -18,9 +18,15 @@ import (
 // fleet is several tokenwise replicas sharing one issuer.
 type fleet []*harness
 
-// checkConcurrently sends n Checks of the same request spread over the
+// checkConcurrently sends n Checks of the same POST spread over the
 // replicas at once and counts how many were allowed and their deny statuses.
 func (f fleet) checkConcurrently(t *testing.T, n int, path, token string) (allowed int64, statuses map[int]int) {
+	t.Helper()
+	return f.checkConcurrentlyMethod(t, n, "POST", path, token)
+}
+
+// checkConcurrentlyMethod is checkConcurrently with another method.
+func (f fleet) checkConcurrentlyMethod(t *testing.T, n int, method, path, token string) (allowed int64, statuses map[int]int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var ok atomic.Int64
@@ -32,7 +38,7 @@ func (f fleet) checkConcurrently(t *testing.T, n int, path, token string) (allow
 		go func() {
 			defer wg.Done()
 			<-start
-			a := read(f[i%len(f)].check(envoyRequest("POST", path, bearer(token))))
+			a := read(f[i%len(f)].check(envoyRequest(method, path, bearer(token))))
 			if a.allowed {
 				ok.Add(1)
 				return
