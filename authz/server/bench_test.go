@@ -36,13 +36,20 @@ allow := {"allowed": true} if input.parsed_path[0] == "public"
 func benchServer(b *testing.B) (*Authorizer, *verifytest.Issuer) {
 	b.Helper()
 	iss := verifytest.NewIssuer(b)
+	cfg := benchConfig(iss)
+	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
+	return startBenchServer(b, cfg, benchPolicy), iss
+}
+
+// benchConfig is the default configuration trusting iss as "corp" for the
+// orders-api audience, with the policy in startBenchServer's file system.
+func benchConfig(iss *verifytest.Issuer) *config.Config {
 	cfg := config.Default()
 	is := iss.Config("corp")
 	is.Audiences = []string{"orders-api"}
 	cfg.Issuers = []config.Issuer{is}
 	cfg.Policy.Paths = []string{"."}
-	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
-	return startBenchServer(b, cfg, benchPolicy), iss
+	return cfg
 }
 
 // startBenchServer validates cfg, starts a tokenwise on it with policy as

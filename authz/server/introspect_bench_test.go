@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/introspect/introspecttest"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
 )
@@ -35,14 +34,11 @@ func benchServerWithIntrospection(b *testing.B) (*Authorizer, *verifytest.Issuer
 	b.Helper()
 	iss := verifytest.NewIssuer(b)
 	endpoint := introspecttest.New(b)
-	cfg := config.Default()
-	corp := iss.Config("corp")
-	corp.Audiences = []string{"orders-api"}
+	cfg := benchConfig(iss)
 	hydra := endpoint.Config("hydra")
 	hydra.Audiences = []string{"orders-api"}
 	hydra.Introspection.TokenPrefix = "ory_at_"
-	cfg.Issuers = []config.Issuer{corp, hydra}
-	cfg.Policy.Paths = []string{"."}
+	cfg.Issuers = append(cfg.Issuers, hydra)
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
 	return startBenchServer(b, cfg, benchPolicy), iss, endpoint
 }

@@ -8,7 +8,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/uselimit/redistest"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
 )
@@ -31,11 +30,7 @@ allow := {"allowed": true, "rate_limits": [{"name": "per-user", "key": input.tok
 func rateBenchServer(b *testing.B, redisAddr string) (*Authorizer, *verifytest.Issuer) {
 	b.Helper()
 	iss := verifytest.NewIssuer(b)
-	cfg := config.Default()
-	is := iss.Config("corp")
-	is.Audiences = []string{"orders-api"}
-	cfg.Issuers = []config.Issuer{is}
-	cfg.Policy.Paths = []string{"."}
+	cfg := benchConfig(iss)
 	cfg.UseLimits.Store, cfg.UseLimits.Redis.Address = "redis", redisAddr
 	return startBenchServer(b, cfg, rateBenchPolicy), iss
 }
