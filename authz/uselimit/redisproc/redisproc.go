@@ -96,6 +96,15 @@ func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
+// addrs are the servers' host:port addresses.
+func addrs(servers []*Server) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.Addr()
+	}
+	return out
+}
+
 // Stop kills the server at once (SIGKILL), as an outage would. It is safe to
 // call more than once.
 func (s *Server) Stop() {
