@@ -53,6 +53,19 @@ func (f fleet) checkConcurrentlyMethod(t *testing.T, n int, method, path, token 
 	return ok.Load(), statuses
 }
 
+// expectExactUseLimits checks that the fleet's replicas together allow a
+// one-time token (/pay) once and a max_uses 4 token (/download) four times
+// out of 200 concurrent Checks; mint makes a token with the given jti.
+func expectExactUseLimits(t *testing.T, f fleet, mint func(jti string) string) {
+	t.Helper()
+	if allowed, statuses := f.checkConcurrently(t, 200, "/pay", mint("pay-1")); allowed != 1 || statuses[401] != 199 {
+		t.Errorf("one-time over two replicas: allowed %d, denials %v", allowed, statuses)
+	}
+	if allowed, statuses := f.checkConcurrently(t, 200, "/download", mint("dl-1")); allowed != 4 || statuses[401] != 196 {
+		t.Errorf("max_uses 4 over two replicas: allowed %d, denials %v", allowed, statuses)
+	}
+}
+
 func redisStore(addr string) func(*config.Config) {
 	return func(c *config.Config) {
 		c.UseLimits.Store = "redis"
@@ -88,12 +101,7 @@ func TestUseLimitsHoldAcrossReplicasSharingRedis(t *testing.T) {
 		return f[0].issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "jti": jti})
 	}
 
-	if allowed, statuses := f.checkConcurrently(t, 200, "/pay", mint("pay-1")); allowed != 1 || statuses[401] != 199 {
-		t.Errorf("one-time over two replicas: allowed %d, denials %v", allowed, statuses)
-	}
-	if allowed, statuses := f.checkConcurrently(t, 200, "/download", mint("dl-1")); allowed != 4 || statuses[401] != 196 {
-		t.Errorf("max_uses 4 over two replicas: allowed %d, denials %v", allowed, statuses)
-	}
+	expectExactUseLimits(t, f, mint)
 
 	// A request the policy denies never burns a use.
 	denied := mint("pay-2")
