@@ -12,7 +12,6 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/open-policy-agent/opa/v1/tester"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 
@@ -116,24 +115,7 @@ func TestConfigMapsValidate(t *testing.T) {
 // TestExamplePolicyTests runs the example's own _test.rego files, as
 // `opa test examples/envoy/policies` would.
 func TestExamplePolicyTests(t *testing.T) {
-	modules, store, err := tester.Load([]string{"envoy/policies"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := tester.NewRunner().SetStore(store).SetModules(modules).RaiseBuiltinErrors(true).RunTests(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for r := range ch {
-		n++
-		if !r.Pass() {
-			t.Error(r.String())
-		}
-	}
-	if n < 5 {
-		t.Fatalf("ran %d tests", n)
-	}
+	runPolicyTests(t, "envoy/policies", 5)
 }
 
 // TestEnvoyRoutesAgreeWithPolicy sends, for each route of the example's

@@ -1,13 +1,11 @@
 package examples
 
 import (
-	"context"
 	"os"
 	"testing"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	"github.com/open-policy-agent/opa/v1/tester"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokenwise/tokenwise/authz/config"
@@ -48,30 +46,9 @@ func TestMTLSExampleSendsTheClientCertificate(t *testing.T) {
 }
 
 func TestMTLSExampleRequiresProof(t *testing.T) {
-	setExampleEnv(t)
-	cfg, err := config.Load("envoy-mtls/tokenwise.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, "envoy-mtls/tokenwise.yaml")
 	if cfg.Issuers[0].ProofOfPossession != config.ProofRequired {
 		t.Errorf("proof_of_possession = %q", cfg.Issuers[0].ProofOfPossession)
 	}
-	modules, store, err := tester.Load([]string{"envoy-mtls/policies"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := tester.NewRunner().SetStore(store).SetModules(modules).RaiseBuiltinErrors(true).RunTests(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for r := range ch {
-		n++
-		if !r.Pass() {
-			t.Error(r.String())
-		}
-	}
-	if n < 3 {
-		t.Fatalf("ran %d policy tests", n)
-	}
+	runPolicyTests(t, "envoy-mtls/policies", 3)
 }

@@ -10,10 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -369,35 +367,10 @@ func (e *env) dial(name, addr string) (*target, error) {
 // mintParallel signs n tokens for alg on every core: RS256 signing costs
 // milliseconds, forty times its verification.
 func mintParallel(ctx context.Context, iss *devissuer.Issuer, alg string, n int) ([]string, error) {
-	out := make([]string, n)
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				if ctx.Err() != nil {
-					errs <- ctx.Err()
-					return
-				}
-				tok, err := iss.Mint(devissuer.Token{
-					Subject: fmt.Sprintf("user-%d", i), Scopes: []string{"orders:read", "payments:write"},
-					Lifetime: time.Hour, Alg: alg,
-				})
-				if err != nil {
-					errs <- err
-					return
-				}
-				out[i] = tok
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	return out, nil
+	return parallel(ctx, n, func(i int) (string, error) {
+		return iss.Mint(devissuer.Token{
+			Subject: fmt.Sprintf("user-%d", i), Scopes: []string{"orders:read", "payments:write"},
+			Lifetime: time.Hour, Alg: alg,
+		})
+	})
 }

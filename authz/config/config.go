@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenwise/tokenwise/authz/headername"
 )
 
 // Config is the whole configuration file.
@@ -704,6 +706,11 @@ func (c *Config) Validate() error {
 	for claim, header := range c.Forward.ClaimsToHeaders {
 		if claim == "" || header == "" || header != strings.ToLower(header) || strings.HasPrefix(header, ":") {
 			return fmt.Errorf("forward.claims_to_headers %q: %q: want a claim and a lowercase header name", claim, header)
+		}
+		// The rule a policy's headers follow: refused here, a bad name would
+		// otherwise fail or misroute every request that carries the claim.
+		if err := headername.Check(header); err != nil {
+			return fmt.Errorf("forward.claims_to_headers %q: %w", claim, err)
 		}
 	}
 	return nil

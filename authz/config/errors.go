@@ -23,6 +23,7 @@ type FieldError struct {
 	Msg string
 }
 
+// Error is the one-line message: where the field is, then Msg.
 func (e *FieldError) Error() string {
 	where := e.Path
 	if where == "" {

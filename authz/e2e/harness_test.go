@@ -1,22 +1,22 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"log/slog"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"log/slog"
 
+	"github.com/tokenwise/tokenwise/authz/childproc"
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/server"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
@@ -54,7 +54,7 @@ type harness struct {
 	client authv3.AuthorizationClient
 	conn   *grpc.ClientConn
 	dir    string
-	logs   *syncBuffer
+	logs   *childproc.Output
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -69,7 +69,7 @@ func start(t *testing.T, edit ...func(*config.Config)) *harness {
 // startPolicy is start with another policy.
 func startPolicy(t *testing.T, rego string, edit ...func(*config.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, issuer: verifytest.NewIssuer(t), dir: t.TempDir(), logs: &syncBuffer{}}
+	h := &harness{t: t, issuer: verifytest.NewIssuer(t), dir: t.TempDir(), logs: &childproc.Output{}}
 	h.writePolicy("policy.rego", rego)
 	cfg := config.Default()
 	cfg.GRPC.Address, cfg.HTTP.Address = "127.0.0.1:0", "127.0.0.1:0"
@@ -209,21 +209,4 @@ func eventually(t *testing.T, within time.Duration, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,28 +243,9 @@ func TestRateLimitsHoldAcrossReplicasSharingRedis(t *testing.T) {
 	f := startFleetPolicy(t, 2, ratePolicy, redisStore(redis.Addr()))
 	token := f[0].mintFor("carol")
 	const n = 120
-	var allowed atomic.Int64
-	var mu sync.Mutex
-	statuses := map[int]int{}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			a := read(f[i%2].check(envoyRequest("GET", "/limited", bearer(token))))
-			if a.allowed {
-				allowed.Add(1)
-				return
-			}
-			mu.Lock()
-			statuses[a.status]++
-			mu.Unlock()
-		})
-	}
-	close(start)
-	wg.Wait()
-	if allowed.Load() != 3 || statuses[429] != n-3 {
-		t.Fatalf("allowed %d, denials %v; want exactly the burst (3) over two replicas, the rest 429", allowed.Load(), statuses)
+	allowed, statuses := f.checkConcurrentlyMethod(t, n, "GET", "/limited", token)
+	if allowed != 3 || statuses[429] != n-3 {
+		t.Fatalf("allowed %d, denials %v; want exactly the burst (3) over two replicas, the rest 429", allowed, statuses)
 	}
 }
 

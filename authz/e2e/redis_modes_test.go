@@ -38,12 +38,7 @@ func TestRedisClusterThroughTheGRPCServer(t *testing.T) {
 	mint := func(jti string) string {
 		return f[0].issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "jti": jti})
 	}
-	if allowed, statuses := f.checkConcurrently(t, 200, "/pay", mint("pay-1")); allowed != 1 || statuses[401] != 199 {
-		t.Errorf("one-time over two replicas: allowed %d, denials %v", allowed, statuses)
-	}
-	if allowed, statuses := f.checkConcurrently(t, 200, "/download", mint("dl-1")); allowed != 4 || statuses[401] != 196 {
-		t.Errorf("max_uses 4 over two replicas: allowed %d, denials %v", allowed, statuses)
-	}
+	expectExactUseLimits(t, f, mint)
 	for i := range 30 {
 		if a := read(f[i%2].check(envoyRequest("POST", "/pay", bearer(mint(fmt.Sprintf("spread-%d", i)))))); !a.allowed {
 			t.Fatalf("fresh one-time token %d refused: %+v", i, a)

@@ -18,9 +18,15 @@ import (
 // fleet is several tokenwise replicas sharing one issuer.
 type fleet []*harness
 
-// checkConcurrently sends n Checks of the same request spread over the
+// checkConcurrently sends n Checks of the same POST spread over the
 // replicas at once and counts how many were allowed and their deny statuses.
 func (f fleet) checkConcurrently(t *testing.T, n int, path, token string) (allowed int64, statuses map[int]int) {
+	t.Helper()
+	return f.checkConcurrentlyMethod(t, n, "POST", path, token)
+}
+
+// checkConcurrentlyMethod is checkConcurrently with another method.
+func (f fleet) checkConcurrentlyMethod(t *testing.T, n int, method, path, token string) (allowed int64, statuses map[int]int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var ok atomic.Int64
@@ -32,7 +38,7 @@ func (f fleet) checkConcurrently(t *testing.T, n int, path, token string) (allow
 		go func() {
 			defer wg.Done()
 			<-start
-			a := read(f[i%len(f)].check(envoyRequest("POST", path, bearer(token))))
+			a := read(f[i%len(f)].check(envoyRequest(method, path, bearer(token))))
 			if a.allowed {
 				ok.Add(1)
 				return
@@ -47,6 +53,19 @@ func (f fleet) checkConcurrently(t *testing.T, n int, path, token string) (allow
 	return ok.Load(), statuses
 }
 
+// expectExactUseLimits checks that the fleet's replicas together allow a
+// one-time token (/pay) once and a max_uses 4 token (/download) four times
+// out of 200 concurrent Checks; mint makes a token with the given jti.
+func expectExactUseLimits(t *testing.T, f fleet, mint func(jti string) string) {
+	t.Helper()
+	if allowed, statuses := f.checkConcurrently(t, 200, "/pay", mint("pay-1")); allowed != 1 || statuses[401] != 199 {
+		t.Errorf("one-time over two replicas: allowed %d, denials %v", allowed, statuses)
+	}
+	if allowed, statuses := f.checkConcurrently(t, 200, "/download", mint("dl-1")); allowed != 4 || statuses[401] != 196 {
+		t.Errorf("max_uses 4 over two replicas: allowed %d, denials %v", allowed, statuses)
+	}
+}
+
 func redisStore(addr string) func(*config.Config) {
 	return func(c *config.Config) {
 		c.UseLimits.Store = "redis"
@@ -59,18 +78,7 @@ func redisStore(addr string) func(*config.Config) {
 
 // startFleet runs n replicas that trust the same issuer, each with edit applied.
 func startFleet(t *testing.T, n int, edit func(*config.Config)) fleet {
-	first := start(t, edit)
-	f := fleet{first}
-	for range n - 1 {
-		f = append(f, start(t, edit, func(c *config.Config) {
-			c.Issuers[0] = first.issuer.Config("corp")
-			c.Issuers[0].Audiences = []string{"orders-api"}
-		}))
-	}
-	for _, h := range f {
-		h.waitReady()
-	}
-	return f
+	return startFleetPolicy(t, n, policy, edit)
 }
 
 func TestAOneTimeTokenIsAllowedOnceInOneProcess(t *testing.T) {
@@ -93,12 +101,7 @@ func TestUseLimitsHoldAcrossReplicasSharingRedis(t *testing.T) {
 		return f[0].issuer.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "jti": jti})
 	}
 
-	if allowed, statuses := f.checkConcurrently(t, 200, "/pay", mint("pay-1")); allowed != 1 || statuses[401] != 199 {
-		t.Errorf("one-time over two replicas: allowed %d, denials %v", allowed, statuses)
-	}
-	if allowed, statuses := f.checkConcurrently(t, 200, "/download", mint("dl-1")); allowed != 4 || statuses[401] != 196 {
-		t.Errorf("max_uses 4 over two replicas: allowed %d, denials %v", allowed, statuses)
-	}
+	expectExactUseLimits(t, f, mint)
 
 	// A request the policy denies never burns a use.
 	denied := mint("pay-2")

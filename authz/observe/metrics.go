@@ -1,5 +1,7 @@
 // Package observe holds what operators see of tokenwise at work: Prometheus
-// metrics and the JSON decision log. It imports no other tokenwise package, so
+// metrics (including the Redis nodes' and rate limits'), OpenTelemetry
+// spans of each Check, and the JSON decision log with its redaction of
+// secrets. It imports no other tokenwise package, so
 // every stage of the Check pipeline can report through it.
 package observe
 

@@ -54,6 +54,7 @@ type Error struct {
 	Nonce string
 }
 
+// Error is the Description, which the client may see.
 func (e *Error) Error() string { return e.Description }
 
 func invalidToken(reason, description string) *Error {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tokenwise/tokenwise/authz/timeheap"
 )
 
 const (
@@ -25,12 +27,6 @@ const (
 // GC never scans the maps), and nobody can aim collisions at an unknown seed.
 type bucketID [2]uint64
 
-// queued is a key in its shard's expiry heap with the time it had when queued.
-type queued struct {
-	id  bucketID
-	tat int64
-}
-
 // memShard is one lock's worth of keys. tats maps a key to its theoretical
 // arrival time; expiry is a min-heap holding each key exactly once, ordered
 // by the time the key had when it was queued. A Take that moves a key's time
@@ -40,7 +36,7 @@ type queued struct {
 type memShard struct {
 	mu     sync.Mutex
 	tats   map[bucketID]int64
-	expiry []queued
+	expiry timeheap.Heap[bucketID]
 	_      [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
@@ -196,19 +192,19 @@ func (s *memShard) store(id bucketID, tat, now int64, limit int) {
 		s.evict()
 	}
 	s.tats[id] = tat
-	s.push(queued{id, tat})
+	s.expiry.Push(tat, id)
 }
 
 // expire frees keys whose buckets are full again (time ≤ now), looking at n
 // heap entries at most, so no Take pays for a long backlog.
 func (s *memShard) expire(now int64, n int) {
-	for ; n > 0 && len(s.expiry) > 0 && s.expiry[0].tat <= now; n-- {
-		q := s.pop()
-		if tat := s.tats[q.id]; tat > now {
-			s.push(queued{q.id, tat}) // used since it was queued: not yet
+	for ; n > 0 && s.expiry.Due(now); n-- {
+		q := s.expiry.Pop()
+		if tat := s.tats[q.Key]; tat > now {
+			s.expiry.Push(tat, q.Key) // used since it was queued: not yet
 			continue
 		}
-		delete(s.tats, q.id)
+		delete(s.tats, q.Key)
 	}
 }
 
@@ -218,7 +214,7 @@ func (s *memShard) evict() {
 	if len(s.expiry) == 0 {
 		return
 	}
-	delete(s.tats, s.pop().id)
+	delete(s.tats, s.expiry.Pop().Key)
 }
 
 // Len is the number of keys the store holds.
@@ -237,43 +233,4 @@ func (m *Memory) Len() int {
 func (m *Memory) Close() error {
 	m.closeOnce.Do(func() { close(m.stop) })
 	return nil
-}
-
-// push adds q to the min-heap.
-func (s *memShard) push(q queued) {
-	s.expiry = append(s.expiry, q)
-	h := s.expiry
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if h[p].tat <= h[i].tat {
-			break
-		}
-		h[p], h[i] = h[i], h[p]
-		i = p
-	}
-}
-
-// pop removes and returns the heap's smallest entry.
-func (s *memShard) pop() queued {
-	h := s.expiry
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		l, r, small := 2*i+1, 2*i+2, i
-		if l < len(h) && h[l].tat < h[small].tat {
-			small = l
-		}
-		if r < len(h) && h[r].tat < h[small].tat {
-			small = r
-		}
-		if small == i {
-			break
-		}
-		h[i], h[small] = h[small], h[i]
-		i = small
-	}
-	s.expiry = h
-	return top
 }

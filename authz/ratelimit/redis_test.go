@@ -37,22 +37,6 @@ func rawClient(t testing.TB, srv *redistest.Server) rueidis.Client {
 	return c
 }
 
-// eventually retries f until it is nil, failing after a generous bound.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestRedisBurstIsExactAcrossTwoReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	replicas := []*Redis{newRedisStore(t, srv, time.Second), newRedisStore(t, srv, time.Second)}
@@ -121,7 +105,7 @@ func TestRedisRefillsInRealTime(t *testing.T) {
 		t.Fatalf("second request: %+v; want refused with a retry within 50ms", res)
 	}
 	time.Sleep(res.Statuses[0].RetryAfter)
-	eventually(t, "the bucket refilled", func() error {
+	redistest.Eventually(t, "the bucket refilled", func() error {
 		if !take(t, r, l).Allowed {
 			return errors.New("refused")
 		}
@@ -199,7 +183,7 @@ func TestRedisOutageFailsFastAndRecovers(t *testing.T) {
 	}
 	srv.Restart()
 	// Same store, no new client: rueidis re-dials on its own.
-	eventually(t, "Take after the restart", func() error {
+	redistest.Eventually(t, "Take after the restart", func() error {
 		_, err := r.Take(context.Background(), []Limit{l})
 		return err
 	})

@@ -36,18 +36,32 @@ allow := {"allowed": true} if input.parsed_path[0] == "public"
 func benchServer(b *testing.B) (*Authorizer, *verifytest.Issuer) {
 	b.Helper()
 	iss := verifytest.NewIssuer(b)
+	cfg := benchConfig(iss)
+	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
+	return startBenchServer(b, cfg, benchPolicy), iss
+}
+
+// benchConfig is the default configuration trusting iss as "corp" for the
+// orders-api audience, with the policy in startBenchServer's file system.
+func benchConfig(iss *verifytest.Issuer) *config.Config {
 	cfg := config.Default()
 	is := iss.Config("corp")
 	is.Audiences = []string{"orders-api"}
 	cfg.Issuers = []config.Issuer{is}
 	cfg.Policy.Paths = []string{"."}
-	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
+	return cfg
+}
+
+// startBenchServer validates cfg, starts a tokenwise on it with policy as
+// its only module and waits until its JWKS are loaded.
+func startBenchServer(b *testing.B, cfg *config.Config, policy string) *Authorizer {
+	b.Helper()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	// The decision log is encoded as in production but not written anywhere.
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	fsys := fstest.MapFS{"bench.rego": {Data: []byte(benchPolicy)}}
+	fsys := fstest.MapFS{"bench.rego": {Data: []byte(policy)}}
 	srv, err := New(context.Background(), cfg, Options{Logger: logger, PolicyFS: fsys})
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +74,7 @@ func benchServer(b *testing.B) (*Authorizer, *verifytest.Issuer) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return srv.Authorizer(), iss
+	return srv.Authorizer()
 }
 
 // benchCheckRequest is a CheckRequest as Envoy builds it: lowercase headers

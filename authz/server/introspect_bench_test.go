@@ -1,14 +1,9 @@
 package server
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"testing"
-	"testing/fstest"
 	"time"
 
-	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/introspect/introspecttest"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
 )
@@ -39,31 +34,11 @@ func benchServerWithIntrospection(b *testing.B) (*Authorizer, *verifytest.Issuer
 	b.Helper()
 	iss := verifytest.NewIssuer(b)
 	endpoint := introspecttest.New(b)
-	cfg := config.Default()
-	corp := iss.Config("corp")
-	corp.Audiences = []string{"orders-api"}
+	cfg := benchConfig(iss)
 	hydra := endpoint.Config("hydra")
 	hydra.Audiences = []string{"orders-api"}
 	hydra.Introspection.TokenPrefix = "ory_at_"
-	cfg.Issuers = []config.Issuer{corp, hydra}
-	cfg.Policy.Paths = []string{"."}
+	cfg.Issuers = append(cfg.Issuers, hydra)
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	fsys := fstest.MapFS{"bench.rego": {Data: []byte(benchPolicy)}}
-	srv, err := New(context.Background(), cfg, Options{Logger: logger, PolicyFS: fsys})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Close)
-	deadline := time.Now().Add(10 * time.Second)
-	for !srv.Ready() {
-		if time.Now().After(deadline) {
-			b.Fatal("the JWKS did not load")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return srv.Authorizer(), iss, endpoint
+	return startBenchServer(b, cfg, benchPolicy), iss, endpoint
 }

@@ -3,15 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/uselimit/redistest"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
 )
@@ -34,29 +30,9 @@ allow := {"allowed": true, "rate_limits": [{"name": "per-user", "key": input.tok
 func rateBenchServer(b *testing.B, redisAddr string) (*Authorizer, *verifytest.Issuer) {
 	b.Helper()
 	iss := verifytest.NewIssuer(b)
-	cfg := config.Default()
-	is := iss.Config("corp")
-	is.Audiences = []string{"orders-api"}
-	cfg.Issuers = []config.Issuer{is}
-	cfg.Policy.Paths = []string{"."}
+	cfg := benchConfig(iss)
 	cfg.UseLimits.Store, cfg.UseLimits.Redis.Address = "redis", redisAddr
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv, err := New(context.Background(), cfg, Options{Logger: logger, PolicyFS: fstest.MapFS{"bench.rego": {Data: []byte(rateBenchPolicy)}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(srv.Close)
-	deadline := time.Now().Add(10 * time.Second)
-	for !srv.Ready() {
-		if time.Now().After(deadline) {
-			b.Fatal("the JWKS did not load")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return srv.Authorizer(), iss
+	return startBenchServer(b, cfg, rateBenchPolicy), iss
 }
 
 // BenchmarkRedisCheck compares, in one run on one Redis, a one-time Check

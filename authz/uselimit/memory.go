@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/tokenwise/tokenwise/authz/timeheap"
 )
 
 const (
@@ -38,7 +40,7 @@ type shard struct {
 	// what expired without scanning. It costs 24 bytes a count however the
 	// expiries spread, where a wheel of per-second buckets costs more when
 	// expiries are far apart.
-	expiries expiryHeap
+	expiries timeheap.Heap[digest]
 	_        [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
@@ -87,7 +89,7 @@ func (m *Memory) Use(_ context.Context, key string, limit int64, ttl time.Durati
 	e, ok := s.counts[d]
 	if !ok || e.expiry <= now {
 		e = entry{expiry: now + int64(clampTTL(ttl))}
-		s.expiries.push(expiring{at: e.expiry, key: d})
+		s.expiries.Push(e.expiry, d)
 	}
 	if e.count >= limit {
 		return false, nil
@@ -156,71 +158,17 @@ func (m *Memory) len() int {
 func (s *shard) sweep(now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.expiries) > 0 && s.expiries[0].at <= now {
-		d := s.expiries.pop().key
+	for s.expiries.Due(now) {
+		d := s.expiries.Pop().Key
 		if e, ok := s.counts[d]; ok && e.expiry <= now {
 			delete(s.counts, d)
 		}
 	}
-	s.expiries.shrink()
+	s.expiries.Shrink()
 }
 
 // hashKey digests key without copying it: sha256 only reads its input.
 func hashKey(key string) digest {
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key)))
 	return digest(sum[:16])
-}
-
-// expiring is one queued expiry.
-type expiring struct {
-	at  int64 // unix nanoseconds
-	key digest
-}
-
-// expiryHeap is a min-heap on at. It is typed rather than container/heap so
-// a push does not box (and allocate) each element.
-type expiryHeap []expiring
-
-// push adds x and sifts it up to its place.
-func (h *expiryHeap) push(x expiring) {
-	*h = append(*h, x)
-	q := *h
-	for i := len(q) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if q[parent].at <= q[i].at {
-			break
-		}
-		q[parent], q[i] = q[i], q[parent]
-		i = parent
-	}
-}
-
-// pop removes and returns the earliest expiry; h must not be empty.
-func (h *expiryHeap) pop() expiring {
-	q := *h
-	top := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q = q[:last]
-	*h = q
-	for i := 0; ; {
-		least := i
-		for _, c := range [2]int{2*i + 1, 2*i + 2} {
-			if c < len(q) && q[c].at < q[least].at {
-				least = c
-			}
-		}
-		if least == i {
-			return top
-		}
-		q[i], q[least] = q[least], q[i]
-		i = least
-	}
-}
-
-// shrink gives memory back after a mass expiry: append never does.
-func (h *expiryHeap) shrink() {
-	if cap(*h) > 1024 && len(*h) < cap(*h)/4 {
-		*h = append(expiryHeap(nil), *h...)
-	}
 }

@@ -265,25 +265,3 @@ func heapForCounts(n int) (uint64, *Memory) {
 	runtime.ReadMemStats(&after)
 	return after.HeapAlloc - before.HeapAlloc, m
 }
-
-func TestExpiryHeapPopsInOrder(t *testing.T) {
-	var h expiryHeap
-	// A fixed pseudo-random sequence with duplicates.
-	x := int64(7)
-	for range 5000 {
-		x = (x*1103515245 + 12345) % 2147483648
-		h.push(expiring{at: x % 1000})
-	}
-	prev := int64(-1)
-	for len(h) > 0 {
-		at := h.pop().at
-		if at < prev {
-			t.Fatalf("popped %d after %d", at, prev)
-		}
-		prev = at
-	}
-	h.shrink()
-	if cap(h) > 1024 {
-		t.Fatalf("empty heap kept capacity %d", cap(h))
-	}
-}

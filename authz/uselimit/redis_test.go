@@ -55,22 +55,6 @@ func rawGet(t testing.TB, c rueidis.Client, key string) (string, bool) {
 	return v, true
 }
 
-// eventually retries f until it is nil, failing after a generous bound.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestRedisLimitIsExactUnderConcurrency(t *testing.T) {
 	srv := redistest.Start(t)
 	r := newRedisStore(t, srv, config.Redis{KeyPrefix: "tw:"})
@@ -142,7 +126,7 @@ func TestRedisCountExpires(t *testing.T) {
 	if ok, _ := r.Use(ctx, "k", 1, MinTTL); !ok {
 		t.Fatal("first use denied")
 	}
-	eventually(t, "count to expire", func() error {
+	redistest.Eventually(t, "count to expire", func() error {
 		if n, err := r.Uses(ctx, "k"); err != nil || n != 0 {
 			return errors.New("count still there")
 		}
@@ -266,7 +250,7 @@ func TestRedisOutageReturnsErrorThenRecovers(t *testing.T) {
 	}
 	srv.Restart()
 	// Same store, no new client: rueidis re-dials on its own.
-	eventually(t, "Use after restart", func() error {
+	redistest.Eventually(t, "Use after restart", func() error {
 		_, err := r.Use(context.Background(), "probe", 5, time.Minute)
 		return err
 	})
@@ -305,7 +289,7 @@ func TestRedisHungServerHonoursDeadline(t *testing.T) {
 		t.Fatalf("Uses without a deadline on a hung server: %v", err)
 	}
 	srv.Resume()
-	eventually(t, "Use after resume", func() error {
+	redistest.Eventually(t, "Use after resume", func() error {
 		_, err := r.Use(ctx, "probe", 5, time.Minute)
 		return err
 	})
@@ -321,7 +305,7 @@ func TestRedisDownAtStart(t *testing.T) {
 		t.Fatalf("Use with Redis down: %v, %v; want an error", ok, err)
 	}
 	srv.Restart()
-	eventually(t, "Use once Redis is up", func() error {
+	redistest.Eventually(t, "Use once Redis is up", func() error {
 		_, err := r.Use(context.Background(), "probe", 5, time.Minute)
 		return err
 	})
@@ -394,7 +378,7 @@ func TestRedisRestartLeavesNoStaleConnection(t *testing.T) {
 		t.Fatal("Use with Redis stopped succeeded")
 	}
 	srv.Restart()
-	eventually(t, "Use after restart", func() error {
+	redistest.Eventually(t, "Use after restart", func() error {
 		_, err := r.Use(ctx, "probe", 5, time.Minute)
 		return err
 	})

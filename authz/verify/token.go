@@ -75,4 +75,5 @@ type Error struct {
 	Detail string
 }
 
+// Error is the Description, which the client may see (never Detail).
 func (e *Error) Error() string { return e.Description }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/tokenwise/tokenwise/authz/childproc"
 	"github.com/tokenwise/tokenwise/authz/verify/verifytest"
 )
 
@@ -177,7 +177,7 @@ func TestCheckAnswersOneRequestOffline(t *testing.T) {
 type process struct {
 	cmd    *exec.Cmd
 	stdout *bufio.Scanner
-	stderr *syncBuffer
+	stderr *childproc.Output
 	exited chan struct{} // closed when the process has exited; err is then set
 	err    error
 }
@@ -190,7 +190,7 @@ func startProcess(t *testing.T, dir string, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, stdout: bufio.NewScanner(out), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: cmd, stdout: bufio.NewScanner(out), stderr: &childproc.Output{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -351,21 +351,4 @@ func hasHeader(resp *authv3.CheckResponse, name, value string) bool {
 		}
 	}
 	return false
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -6,7 +6,6 @@
 package proxytest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -14,10 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenwise/tokenwise/authz/childproc"
 )
 
 // Proxy is one running proxy.
@@ -28,7 +28,7 @@ type Proxy struct {
 	// Dir holds its configuration and logs.
 	Dir  string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *childproc.Output
 	logs []string
 }
 
@@ -62,15 +62,15 @@ func Binary(t testing.TB, name string) string {
 	return ""
 }
 
-// FreePort returns a loopback port nothing listens on right now.
+// FreePort returns a loopback port nothing listens on right now (see
+// childproc.FreePort).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := childproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // StartNginx runs nginx with the http block's body that conf returns for
@@ -147,7 +147,7 @@ func SiteAddress(port int) string {
 // is stopped gracefully when the test ends.
 func start(t testing.TB, cmd *exec.Cmd, dir string, port int, logs ...string) *Proxy {
 	t.Helper()
-	p := &Proxy{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, cmd: cmd, out: &syncBuffer{}, logs: logs}
+	p := &Proxy{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, cmd: cmd, out: &childproc.Output{}, logs: logs}
 	p.URL = "http://" + p.Addr
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -188,21 +188,4 @@ func (p *Proxy) stop(exited chan struct{}) {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-exited
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

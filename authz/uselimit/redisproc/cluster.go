@@ -165,13 +165,7 @@ func (c *Cluster) WaitOK() error {
 }
 
 // Addrs are the nodes' host:port addresses, the seeds a client starts from.
-func (c *Cluster) Addrs() []string {
-	out := make([]string, len(c.Nodes))
-	for i, n := range c.Nodes {
-		out[i] = n.Addr()
-	}
-	return out
-}
+func (c *Cluster) Addrs() []string { return addrs(c.Nodes) }
 
 // Stop kills every node.
 func (c *Cluster) Stop() {

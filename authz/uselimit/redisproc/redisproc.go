@@ -1,12 +1,12 @@
-// Package redisproc runs a real redis-server process on a free loopback port,
-// without persistence: for the tests (through package redistest) and for
-// `tokenwise bench`. It can be killed to simulate an outage, paused to
+// Package redisproc runs real redis-server processes on free loopback ports,
+// without persistence: one server, a Redis Cluster, or a master with
+// replicas watched by redis-sentinel, for the tests (through package
+// redistest) and for `tokenwise bench`. A server can be killed to simulate an outage, paused to
 // simulate a hung server, and started again on the same address.
 package redisproc
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tokenwise/tokenwise/authz/childproc"
 )
 
 // startTimeout bounds how long a start waits for the server to answer PING.
@@ -71,11 +73,11 @@ func launch(s *Server) (*Server, error) {
 	var err error
 	// A free port found by listening can be taken before redis binds it, so try a few.
 	for range 3 {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = childproc.FreePort(); err != nil {
 			continue
 		}
 		if s.cluster {
-			if s.busPort, err = freePort(); err != nil {
+			if s.busPort, err = childproc.FreePort(); err != nil {
 				continue
 			}
 		}
@@ -92,6 +94,15 @@ func (s *Server) RootCAs() *x509.CertPool { return s.roots }
 // Addr is the server's host:port.
 func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// addrs are the servers' host:port addresses.
+func addrs(servers []*Server) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.Addr()
+	}
+	return out
 }
 
 // Stop kills the server at once (SIGKILL), as an outage would. It is safe to
@@ -148,7 +159,7 @@ func (s *Server) signal(sig os.Signal) {
 // start runs the process and waits for PING; on failure nothing is left running.
 func (s *Server) start() error {
 	cmd := exec.Command(s.binary, s.args()...)
-	out := &syncBuffer{}
+	out := &childproc.Output{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -282,32 +293,4 @@ func writeCert(dir string) (*x509.CertPool, error) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
 	return roots, nil
-}
-
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the server's output for error messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

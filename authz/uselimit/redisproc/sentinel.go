@@ -131,13 +131,7 @@ func (g *SentinelGroup) waitSynced(replicas, sentinels int) error {
 }
 
 // Addrs are the sentinels' host:port addresses.
-func (g *SentinelGroup) Addrs() []string {
-	out := make([]string, len(g.Sentinels))
-	for i, s := range g.Sentinels {
-		out[i] = s.Addr()
-	}
-	return out
-}
+func (g *SentinelGroup) Addrs() []string { return addrs(g.Sentinels) }
 
 // MasterAddr asks the first sentinel that answers for the current master.
 func (g *SentinelGroup) MasterAddr() (string, error) {

@@ -1,12 +1,13 @@
-// Package redistest runs a real redis-server process for tests (see package
-// redisproc): on a free loopback port, without persistence, stopped when the
-// test ends. A test that cannot start one fails under CI and skips elsewhere.
+// Package redistest runs real redis-server processes for tests (see package
+// redisproc) — one server, a cluster, or a sentinel group — on free loopback
+// ports, without persistence, stopped when the test ends. A test that cannot start one fails under CI and skips elsewhere.
 package redistest
 
 import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/tokenwise/tokenwise/authz/uselimit/redisproc"
 )
@@ -112,4 +113,23 @@ func StartClusterWithReplicas(t testing.TB, masters, replicas int) *redisproc.Cl
 	unavailable(t, err)
 	t.Cleanup(c.Stop)
 	return c
+}
+
+// Eventually calls f every 20ms until it returns nil, and fails the test
+// with what and f's last error when it still fails after ten seconds: a
+// generous bound for a replica or a failover to catch up, not a timing
+// assertion.
+func Eventually(t testing.TB, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
