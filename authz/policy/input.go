@@ -51,38 +51,52 @@ func versionValue(frontend string) ast.Value {
 // An error (bad path or query escapes, a malformed JSON body) means the
 // request cannot be judged; the caller denies it.
 func Input(req *request.Request, tok *verify.Token, maxBody int) (ast.Value, error) {
-	parsedPath, parsedQuery, err := parsePath(req.Path)
-	if err != nil {
-		return nil, err
-	}
-	body, truncated, err := parseBody(req.Headers, req.Body, req.RawBody, maxBody)
-	if err != nil {
-		return nil, err
-	}
-	tokenValue, err := tokenInput(tok)
-	if err != nil {
-		return nil, err
-	}
-	input := ast.NewObjectWithCapacity(9)
-	input.Insert(ast.InternedTerm("attributes"), ast.NewTerm(attributesValue(req)))
-	input.Insert(ast.InternedTerm("parsed_path"), ast.NewTerm(parsedPath))
-	input.Insert(ast.InternedTerm("parsed_query"), ast.NewTerm(parsedQuery))
-	input.Insert(ast.InternedTerm("parsed_body"), ast.NewTerm(body))
-	input.Insert(ast.InternedTerm("truncated_body"), ast.InternedTerm(truncated))
-	input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
-	if p := req.Source.Principal; p != "" {
-		input.Insert(ast.InternedTerm("source_principal"), ast.StringTerm(p))
-	}
-	input.Insert(ast.InternedTerm("token"), ast.NewTerm(tokenValue))
-	return input, nil
+	return build(req, tok, maxBody, allNode)
 }
 
-func stringMapValue(m map[string]string) ast.Object {
-	obj := ast.NewObjectWithCapacity(len(m))
-	for k, v := range m {
-		obj.Insert(ast.InternedTerm(k), ast.StringTerm(v))
+// build renders the parts of the input that n can read, and nothing else:
+// allNode renders all of it. Parsing (path, query, body) happens only for a
+// part n reads, so only such a part's faults are errors. On every path n
+// reads, the value equals the full rendering's (input_test holds it to that).
+func build(req *request.Request, tok *verify.Token, maxBody int, n *pathNode) (ast.Value, error) {
+	input := ast.NewObjectWithCapacity(9)
+	if c := n.child("attributes"); c != nil {
+		input.Insert(ast.InternedTerm("attributes"), ast.NewTerm(attributesValue(req, c)))
 	}
-	return obj
+	if n.has("parsed_path") || n.has("parsed_query") {
+		parsedPath, parsedQuery, err := parsePath(req.Path)
+		if err != nil {
+			return nil, err
+		}
+		input.Insert(ast.InternedTerm("parsed_path"), ast.NewTerm(parsedPath))
+		input.Insert(ast.InternedTerm("parsed_query"), ast.NewTerm(parsedQuery))
+	}
+	if n.has("parsed_body") || n.has("truncated_body") {
+		body, truncated, err := parseBody(req.Headers, req.Body, req.RawBody, maxBody)
+		if err != nil {
+			return nil, err
+		}
+		if c := n.child("parsed_body"); c != nil {
+			input.Insert(ast.InternedTerm("parsed_body"), ast.NewTerm(selectValue(body, c)))
+		}
+		if n.has("truncated_body") {
+			input.Insert(ast.InternedTerm("truncated_body"), ast.InternedTerm(truncated))
+		}
+	}
+	if n.has("version") {
+		input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
+	}
+	if p := req.Source.Principal; p != "" && n.has("source_principal") {
+		input.Insert(ast.InternedTerm("source_principal"), ast.StringTerm(p))
+	}
+	if c := n.child("token"); c != nil {
+		tokenValue, err := tokenInput(tok)
+		if err != nil {
+			return nil, err
+		}
+		input.Insert(ast.InternedTerm("token"), ast.NewTerm(selectValue(tokenValue, c)))
+	}
+	return input, nil
 }
 
 // parsePath splits path as OPA-Envoy does: the part before "?" is unescaped,

@@ -26,6 +26,10 @@ type prepared struct {
 	// content does not swap or count.
 	digest [32]byte
 	files  []string
+	// reads is what the policy can read of the input, and whether its
+	// decisions can be remembered; cache remembers them (nil: off).
+	reads *reads
+	cache *decisionCache
 }
 
 // load reads and compiles the policy paths into a prepared query.
@@ -37,6 +41,7 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 	if len(result.Modules) == 0 {
 		return nil, fmt.Errorf("policy: no .rego files in %s", strings.Join(e.cfg.Paths, ", "))
 	}
+	var compiler *ast.Compiler
 	store := inmem.NewFromObjectWithOpts(result.Documents,
 		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	opts := []func(*rego.Rego){
@@ -45,6 +50,7 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 		rego.StoreReadAST(true),
 		rego.EnablePrintStatements(true),
 		rego.PrintHook(printHook{e}),
+		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
 	}
 	files := make([]string, 0, len(result.Modules))
 	for name, m := range result.Modules {
@@ -64,7 +70,9 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	e.warnIfQueryUndefined(result)
-	return &prepared{query: pq, digest: digest, files: files}, nil
+	p := &prepared{query: pq, digest: digest, files: files}
+	p.reads, p.cache = e.analyzeReads(compiler)
+	return p, nil
 }
 
 // loadFiles runs OPA's loader: .rego modules and .json/.yaml data, the data

@@ -1,0 +1,97 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenwise/tokenwise/authz/request"
+	"github.com/tokenwise/tokenwise/authz/verify"
+)
+
+// decide is Decide on one generation of the policy, p: it builds only the
+// input p can read, answers from p's decision cache when it holds the
+// decision for those values, and evaluates otherwise. The same p builds,
+// keys and evaluates, so a reload in between cannot mix two policies.
+func (e *Engine) decide(ctx context.Context, p *prepared, req *request.Request, tok *verify.Token) (Decision, error) {
+	input, err := build(req, tok, e.cfg.MaxBodyBytes, p.reads.root)
+	if err != nil {
+		e.log.Warn("policy input", "error", err)
+		return Decision{}, fmt.Errorf("policy input: %w", err)
+	}
+	if p.cache == nil {
+		return e.evalOn(ctx, p, input)
+	}
+	key := decisionKey(p.digest, input)
+	now := e.now().UnixNano()
+	if d, ok := p.cache.get(key, now); ok {
+		return d, nil
+	}
+	d, err := e.evalOn(ctx, p, input)
+	if err == nil { // failures are never remembered: each is logged and may pass
+		p.cache.put(key, d, tokenDeadline(tok), now)
+	}
+	return d, err
+}
+
+// evalOn evaluates p for input, logging a failure.
+func (e *Engine) evalOn(ctx context.Context, p *prepared, input ast.Value) (Decision, error) {
+	d, err := p.eval(ctx, input)
+	if err != nil {
+		e.log.Error("policy evaluation failed", "query", e.cfg.Query, "error", err)
+	}
+	return d, err
+}
+
+// tokenDeadline is when a decision made for tok stops being good: the
+// token's exp (0: no token, or no exp).
+func tokenDeadline(tok *verify.Token) int64 {
+	if tok == nil || tok.Expiry.IsZero() {
+		return 0
+	}
+	return tok.Expiry.UnixNano()
+}
+
+// analyzeReads works out what the compiled policy can read, and makes its
+// decision cache when its decisions can be remembered.
+func (e *Engine) analyzeReads(c *ast.Compiler) (*reads, *decisionCache) {
+	var modules map[string]*ast.Module
+	if c != nil {
+		modules = c.Modules
+	}
+	query, err := ast.ParseBody(e.cfg.Query)
+	if err != nil {
+		query = nil // PrepareForEval accepted it; a plain ref reads no input
+	}
+	r := analyze(modules, query)
+	if c == nil {
+		r.root = allNode // nothing to analyze: assume everything
+	}
+	if !r.cacheable() {
+		return r, nil
+	}
+	return r, newDecisionCache(e.cfg.DecisionCacheEntries())
+}
+
+// now is the engine's clock.
+func (e *Engine) now() time.Time {
+	if e.clock != nil {
+		return e.clock()
+	}
+	return time.Now()
+}
+
+// cacheState says, for the load log line, whether decisions are remembered and why not.
+func (p *prepared) cacheState() string {
+	switch {
+	case p.cache != nil:
+		return "on"
+	case p.reads.whole():
+		return "off: the policy can read the input as a whole"
+	case p.reads.nondeterministic != "":
+		return "off: the policy calls " + p.reads.nondeterministic
+	}
+	return "off: policy.decision_cache_size is 0"
+}
