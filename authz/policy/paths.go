@@ -3,6 +3,7 @@ package policy
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -54,22 +55,29 @@ func (n *pathNode) add(path []string) {
 
 // paths lists the read paths, dotted, sorted; "input" for the whole input.
 func (n *pathNode) paths() []string {
-	if n.all {
-		return []string{"input"}
-	}
 	var out []string
-	var walk func(prefix string, n *pathNode)
-	walk = func(prefix string, n *pathNode) {
+	for _, p := range n.list() {
+		out = append(out, strings.Join(append([]string{"input"}, p...), "."))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// list is every read path, each a list of keys below input; the whole
+// input is the one empty path.
+func (n *pathNode) list() [][]string {
+	var out [][]string
+	var walk func(prefix []string, n *pathNode)
+	walk = func(prefix []string, n *pathNode) {
 		if n.all {
-			out = append(out, prefix)
+			out = append(out, slices.Clone(prefix))
 			return
 		}
 		for key, c := range n.children {
-			walk(prefix+"."+key, c)
+			walk(append(prefix, key), c)
 		}
 	}
-	walk("input", n)
-	slices.Sort(out)
+	walk(nil, n)
 	return out
 }
 
