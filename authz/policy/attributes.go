@@ -72,21 +72,21 @@ func newObject(n *pathNode, size int) object {
 
 func (o object) str(name, v string) {
 	if v != "" && o.n.has(name) {
-		o.Insert(ast.InternedTerm(name), ast.StringTerm(v))
+		o.Insert(keyTerm(name), ast.StringTerm(v))
 	}
 }
 
 func (o object) strMap(name string, m map[string]string) {
 	if len(m) > 0 {
 		if c := o.n.child(name); c != nil {
-			o.Insert(ast.InternedTerm(name), ast.NewTerm(stringMapValue(m, c)))
+			o.Insert(keyTerm(name), ast.NewTerm(stringMapValue(m, c)))
 		}
 	}
 }
 
 // value inserts v, which the caller rendered for o.n.child(name).
 func (o object) value(name string, v ast.Value) {
-	o.Insert(ast.InternedTerm(name), ast.NewTerm(v))
+	o.Insert(keyTerm(name), ast.NewTerm(v))
 }
 
 func peerValue(p request.Peer, n *pathNode) ast.Object {
@@ -161,7 +161,7 @@ func headerMapValue(lines []request.Header) ast.Object {
 		terms[i] = ast.NewTerm(line.Object)
 	}
 	o := newObject(allNode, 1)
-	o.Insert(ast.InternedTerm("headers"), ast.ArrayTerm(terms...))
+	o.Insert(keyTerm("headers"), ast.ArrayTerm(terms...))
 	return o.Object
 }
 
@@ -169,9 +169,9 @@ func headerMapValue(lines []request.Header) ast.Object {
 func stringMapValue(m map[string]string, n *pathNode) ast.Object {
 	if !n.all {
 		obj := ast.NewObjectWithCapacity(len(n.children))
-		for k := range n.children {
+		for k, c := range n.children {
 			if v, ok := m[k]; ok {
-				obj.Insert(ast.InternedTerm(k), ast.StringTerm(v))
+				obj.Insert(c.term, ast.StringTerm(v))
 			}
 		}
 		return obj
@@ -192,11 +192,32 @@ func selectValue(v ast.Value, n *pathNode) ast.Value {
 		return v
 	}
 	out := ast.NewObjectWithCapacity(len(n.children))
-	for k, c := range n.children {
-		key := ast.InternedTerm(k)
-		if t := obj.Get(key); t != nil {
-			out.Insert(key, ast.NewTerm(selectValue(t.Value, c)))
+	for _, c := range n.children {
+		if t := obj.Get(c.term); t != nil {
+			out.Insert(c.term, ast.NewTerm(selectValue(t.Value, c)))
 		}
 	}
 	return out
+}
+
+// keyTerms are the object keys of the input, made once: OPA interns only
+// some strings, and each key made anew is an allocation per Check.
+var keyTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range []string{"attributes", "parsed_path", "parsed_query", "parsed_body", "truncated_body",
+		"version", "source_principal", "token", "source", "destination", "request", "contextExtensions",
+		"address", "socketAddress", "portValue", "service", "labels", "principal", "certificate", "time",
+		"http", "id", "method", "headers", "path", "host", "scheme", "query", "fragment", "size", "protocol",
+		"body", "rawBody", "headerMap", "key", "value", "rawValue", "issuer", "header", "claims", "scopes"} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
+// keyTerm is the term for an object key; shared, as OPA only reads input terms.
+func keyTerm(k string) *ast.Term {
+	if t, ok := keyTerms[k]; ok {
+		return t
+	}
+	return ast.InternedTerm(k)
 }

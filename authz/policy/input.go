@@ -61,15 +61,22 @@ func Input(req *request.Request, tok *verify.Token, maxBody int) (ast.Value, err
 func build(req *request.Request, tok *verify.Token, maxBody int, n *pathNode) (ast.Value, error) {
 	input := ast.NewObjectWithCapacity(9)
 	if c := n.child("attributes"); c != nil {
-		input.Insert(ast.InternedTerm("attributes"), ast.NewTerm(attributesValue(req, c)))
+		input.Insert(keyTerm("attributes"), ast.NewTerm(attributesValue(req, c)))
 	}
-	if n.has("parsed_path") || n.has("parsed_query") {
-		parsedPath, parsedQuery, err := parsePath(req.Path)
+	rawPath, rawQuery, _ := strings.Cut(req.Path, "?")
+	if n.has("parsed_path") {
+		v, err := parsedPath(rawPath)
 		if err != nil {
 			return nil, err
 		}
-		input.Insert(ast.InternedTerm("parsed_path"), ast.NewTerm(parsedPath))
-		input.Insert(ast.InternedTerm("parsed_query"), ast.NewTerm(parsedQuery))
+		input.Insert(keyTerm("parsed_path"), ast.NewTerm(v))
+	}
+	if c := n.child("parsed_query"); c != nil {
+		v, err := parsedQuery(rawQuery)
+		if err != nil {
+			return nil, err
+		}
+		input.Insert(keyTerm("parsed_query"), ast.NewTerm(selectValue(v, c)))
 	}
 	if n.has("parsed_body") || n.has("truncated_body") {
 		body, truncated, err := parseBody(req.Headers, req.Body, req.RawBody, maxBody)
@@ -77,46 +84,50 @@ func build(req *request.Request, tok *verify.Token, maxBody int, n *pathNode) (a
 			return nil, err
 		}
 		if c := n.child("parsed_body"); c != nil {
-			input.Insert(ast.InternedTerm("parsed_body"), ast.NewTerm(selectValue(body, c)))
+			input.Insert(keyTerm("parsed_body"), ast.NewTerm(selectValue(body, c)))
 		}
 		if n.has("truncated_body") {
-			input.Insert(ast.InternedTerm("truncated_body"), ast.InternedTerm(truncated))
+			input.Insert(keyTerm("truncated_body"), ast.InternedTerm(truncated))
 		}
 	}
 	if n.has("version") {
-		input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
+		input.Insert(keyTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
 	}
 	if p := req.Source.Principal; p != "" && n.has("source_principal") {
-		input.Insert(ast.InternedTerm("source_principal"), ast.StringTerm(p))
+		input.Insert(keyTerm("source_principal"), ast.StringTerm(p))
 	}
 	if c := n.child("token"); c != nil {
 		tokenValue, err := tokenInput(tok)
 		if err != nil {
 			return nil, err
 		}
-		input.Insert(ast.InternedTerm("token"), ast.NewTerm(selectValue(tokenValue, c)))
+		input.Insert(keyTerm("token"), ast.NewTerm(selectValue(tokenValue, c)))
 	}
 	return input, nil
 }
 
-// parsePath splits path as OPA-Envoy does: the part before "?" is unescaped,
-// trimmed of leading slashes and split on "/"; the query is parsed strictly.
-func parsePath(path string) (ast.Value, ast.Value, error) {
-	rawPath, rawQuery, _ := strings.Cut(path, "?")
+// parsedPath splits the path (without its query) as OPA-Envoy does: it is
+// unescaped, trimmed of leading slashes and split on "/".
+func parsedPath(rawPath string) (ast.Value, error) {
 	decoded, err := url.PathUnescape(rawPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("request path: %w", err)
+		return nil, fmt.Errorf("request path: %w", err)
 	}
 	segments := strings.Split(strings.TrimLeft(decoded, "/"), "/")
 	terms := make([]*ast.Term, len(segments))
 	for i, s := range segments {
 		terms[i] = ast.StringTerm(s)
 	}
+	return ast.NewArray(terms...), nil
+}
+
+// parsedQuery parses the query strictly, as OPA-Envoy does.
+func parsedQuery(rawQuery string) (ast.Value, error) {
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return nil, nil, fmt.Errorf("request query: %w", err)
+		return nil, fmt.Errorf("request query: %w", err)
 	}
-	return ast.NewArray(terms...), valuesObject(query), nil
+	return valuesObject(query), nil
 }
 
 // valuesObject renders url.Values as name → array of values.
@@ -169,10 +180,10 @@ func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 		scopes[i] = ast.StringTerm(s)
 	}
 	return ast.NewObject(
-		[2]*ast.Term{ast.InternedTerm("issuer"), ast.StringTerm(tok.Issuer)},
-		[2]*ast.Term{ast.InternedTerm("header"), ast.NewTerm(header)},
-		[2]*ast.Term{ast.InternedTerm("claims"), ast.NewTerm(claims)},
-		[2]*ast.Term{ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)},
+		[2]*ast.Term{keyTerm("issuer"), ast.StringTerm(tok.Issuer)},
+		[2]*ast.Term{keyTerm("header"), ast.NewTerm(header)},
+		[2]*ast.Term{keyTerm("claims"), ast.NewTerm(claims)},
+		[2]*ast.Term{keyTerm("scopes"), ast.ArrayTerm(scopes...)},
 	), nil
 }
 

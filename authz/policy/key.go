@@ -8,8 +8,21 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// keyBuffers recycles the buffers keys are encoded in.
-var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// keyEncoder encodes one input into a key. Encoders are recycled: the
+// buffer keeps its capacity, and the callbacks handed to OPA's iterators are
+// bound once, so encoding allocates nothing.
+type keyEncoder struct {
+	b      []byte
+	pairFn func(k, v *ast.Term)
+	elemFn func(t *ast.Term)
+}
+
+var keyEncoders = sync.Pool{New: func() any {
+	e := &keyEncoder{b: make([]byte, 0, 1024)}
+	e.pairFn = e.pair
+	e.elemFn = e.elem
+	return e
+}}
 
 // decisionKey is the cache key of an input built for the paths a policy
 // reads: SHA-256 over the policy's digest (its modules and data) and an
@@ -17,52 +30,61 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // at the paths the policy reads, so equal keys mean equal values there, and
 // a deterministic policy decides them equally.
 func decisionKey(digest [32]byte, input ast.Value) cacheKey {
-	bp := keyBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], digest[:]...)
-	b = appendValue(b, input)
-	k := cacheKey(sha256.Sum256(b))
-	*bp = b
-	keyBuffers.Put(bp)
+	e := keyEncoders.Get().(*keyEncoder)
+	e.b = append(e.b[:0], digest[:]...)
+	e.value(input)
+	k := cacheKey(sha256.Sum256(e.b))
+	keyEncoders.Put(e)
 	return k
 }
 
-// appendValue appends an encoding of v from which v can be read back: every
-// value starts with its kind, strings and collections with their length;
-// object keys come in their sorted order, so equal objects encode equally.
-func appendValue(b []byte, v ast.Value) []byte {
+// value appends an encoding of v from which v can be read back: every value
+// starts with its kind, strings and collections with their length; object
+// keys and set members come in their sorted order, so equal values encode
+// equally.
+func (e *keyEncoder) value(v ast.Value) {
 	switch x := v.(type) {
 	case ast.Null:
-		return append(b, 'n')
+		e.b = append(e.b, 'n')
 	case ast.Boolean:
 		if x {
-			return append(b, 't')
+			e.b = append(e.b, 't')
+		} else {
+			e.b = append(e.b, 'f')
 		}
-		return append(b, 'f')
 	case ast.Number:
-		return appendString(append(b, 'd'), string(x))
+		e.str('d', string(x))
 	case ast.String:
-		return appendString(append(b, 's'), string(x))
+		e.str('s', string(x))
 	case *ast.Array:
-		b = binary.AppendUvarint(append(b, 'a'), uint64(x.Len()))
+		e.size('a', x.Len())
 		for i := range x.Len() {
-			b = appendValue(b, x.Elem(i).Value)
+			e.value(x.Elem(i).Value)
 		}
-		return b
 	case ast.Object:
-		b = binary.AppendUvarint(append(b, 'o'), uint64(x.Len()))
-		x.Foreach(func(k, v *ast.Term) {
-			b = appendValue(appendValue(b, k.Value), v.Value)
-		})
-		return b
+		e.size('o', x.Len())
+		x.Foreach(e.pairFn)
 	case ast.Set:
-		b = binary.AppendUvarint(append(b, 'e'), uint64(x.Len()))
-		x.Foreach(func(t *ast.Term) { b = appendValue(b, t.Value) })
-		return b
+		e.size('e', x.Len())
+		x.Foreach(e.elemFn)
+	default:
+		// Not in an input built from a request (refs, vars, calls): its text.
+		e.str('x', v.String())
 	}
-	// Not in an input built from a request (refs, vars, calls): its text.
-	return appendString(append(b, 'x'), v.String())
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+func (e *keyEncoder) pair(k, v *ast.Term) {
+	e.value(k.Value)
+	e.value(v.Value)
+}
+
+func (e *keyEncoder) elem(t *ast.Term) { e.value(t.Value) }
+
+func (e *keyEncoder) size(kind byte, n int) {
+	e.b = binary.AppendUvarint(append(e.b, kind), uint64(n))
+}
+
+func (e *keyEncoder) str(kind byte, s string) {
+	e.size(kind, len(s))
+	e.b = append(e.b, s...)
 }

@@ -15,6 +15,8 @@ import (
 type pathNode struct {
 	all      bool
 	children map[string]*pathNode
+	// term is the key of this node in its parent, made once.
+	term *ast.Term
 }
 
 // allNode stands for "everything below here": every child of it is itself.
@@ -42,7 +44,7 @@ func (n *pathNode) add(path []string) {
 		}
 		c := n.children[key]
 		if c == nil {
-			c = &pathNode{}
+			c = &pathNode{term: ast.StringTerm(key)}
 			if n.children == nil {
 				n.children = map[string]*pathNode{}
 			}
