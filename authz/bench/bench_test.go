@@ -133,3 +133,21 @@ func TestFreshFeedRunsOut(t *testing.T) {
 		t.Fatal("a fresh feed handed out a token twice")
 	}
 }
+
+// TestReuseNocache runs reuse-nocache against its own server, whose policy
+// reads x-request-id: every answer is still the expected allow.
+func TestReuseNocache(t *testing.T) {
+	if !strings.Contains(nocachePolicy, `headers["x-request-id"]`) || nocachePolicy == benchPolicy {
+		t.Fatal("the nocache policy does not read x-request-id")
+	}
+	rep, err := Run(context.Background(), tiny("reuse-nocache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 || rep.Scenarios[0].Scenario != "reuse-nocache" {
+		t.Fatalf("scenarios: %+v", rep.Scenarios)
+	}
+	if res := rep.Scenarios[0]; res.Checks == 0 || res.Errors != 0 {
+		t.Fatalf("%d Checks, %d unexpected answers, first: %s", res.Checks, res.Errors, res.FirstError)
+	}
+}

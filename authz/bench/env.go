@@ -54,6 +54,7 @@ type env struct {
 	floor   *target
 	memory  *target
 	redis   *target
+	nocache *target
 	pool    []string
 	stops   []func()
 	skipped map[string]string
@@ -71,7 +72,7 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.dir, err = os.MkdirTemp("", "tokenwise-bench-"); err != nil {
 		return nil, err
 	}
-	if err = os.WriteFile(filepath.Join(e.dir, "bench.rego"), []byte(benchPolicy), 0o600); err != nil {
+	if err = writePolicy(filepath.Join(e.dir, "policy"), benchPolicy); err != nil {
 		return nil, err
 	}
 	issURL, err := e.startIssuer()
@@ -82,8 +83,16 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.floor, err = e.startFloor(); err != nil {
 		return nil, err
 	}
-	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", ""); err != nil {
+	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", "memory", ""); err != nil {
 		return nil, err
+	}
+	if needsNocache(sel) {
+		if err = writePolicy(filepath.Join(e.dir, "nocache"), nocachePolicy); err != nil {
+			return nil, err
+		}
+		if e.nocache, err = e.startTokenwise(ctx, issURL, "nocache", "memory", ""); err != nil {
+			return nil, err
+		}
 	}
 	if needsRedis(sel) {
 		if err = e.startRedisTarget(ctx, issURL); err != nil {
@@ -93,6 +102,23 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	fmt.Fprintf(opts.Progress, "bench: minting %d RS256 tokens for the pool\n", poolSize)
 	e.pool, err = mintParallel(ctx, e.issuer, "RS256", poolSize)
 	return e, err
+}
+
+// writePolicy writes one policy file into its own directory.
+func writePolicy(dir, policy string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "bench.rego"), []byte(policy), 0o600)
+}
+
+func needsNocache(sel []*scenario) bool {
+	for _, s := range sel {
+		if s.nocache {
+			return true
+		}
+	}
+	return false
 }
 
 func needsRedis(sel []*scenario) bool {
@@ -131,6 +157,8 @@ func (e *env) targetFor(s *scenario) *target {
 		return e.floor
 	case s.redis:
 		return e.redis
+	case s.nocache:
+		return e.nocache
 	}
 	return e.memory
 }
@@ -187,16 +215,21 @@ func (e *env) startFloor() (*target, error) {
 	return e.dial("floor", lis.Addr().String())
 }
 
-// startTokenwise runs a tokenwise server with the bench policy and the given
+// startTokenwise runs a tokenwise server named name with the policy in the
+// directory of that name (memory and redis share "policy") and the given
 // use-limit store, and waits until its JWKS is loaded.
-func (e *env) startTokenwise(ctx context.Context, issURL, store, redisAddr string) (*target, error) {
+func (e *env) startTokenwise(ctx context.Context, issURL, name, store, redisAddr string) (*target, error) {
 	cfg := config.Default()
 	cfg.GRPC.Address, cfg.HTTP.Address = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Issuers = []config.Issuer{{
 		Name: "bench", Issuer: issURL, JWKSURL: issURL + "/jwks.json",
 		Audiences: []string{audience}, Algorithms: []string{"RS256", "ES256"},
 	}}
-	cfg.Policy.Paths = []string{e.dir}
+	policyDir := "policy"
+	if name == "nocache" {
+		policyDir = "nocache"
+	}
+	cfg.Policy.Paths = []string{filepath.Join(e.dir, policyDir)}
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
 	cfg.UseLimits.Store = store
 	if redisAddr != "" {
@@ -219,12 +252,12 @@ func (e *env) startTokenwise(ctx context.Context, issURL, store, redisAddr strin
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go serveLabelled(sctx, "tokenwise-"+store, func(ctx context.Context) { _ = srv.Serve(ctx); close(done) })
+	go serveLabelled(sctx, "tokenwise-"+name, func(ctx context.Context) { _ = srv.Serve(ctx); close(done) })
 	e.stops = append(e.stops, func() { cancel(); <-done })
 	if err := waitReady(ctx, srv); err != nil {
 		return nil, err
 	}
-	return e.dial("tokenwise-"+store, srv.GRPCAddr())
+	return e.dial("tokenwise-"+name, srv.GRPCAddr())
 }
 
 // serveLabelled runs serve with the pprof label server=name, which every
@@ -265,7 +298,7 @@ func (e *env) startRedisTarget(ctx context.Context, issURL string) error {
 		addr = r.Addr()
 		fmt.Fprintln(e.opts.Progress, "bench: started redis-server on", addr)
 	}
-	t, err := e.startTokenwise(ctx, issURL, "redis", addr)
+	t, err := e.startTokenwise(ctx, issURL, "redis", "redis", addr)
 	if err != nil {
 		return fmt.Errorf("tokenwise with Redis at %s: %w", addr, err)
 	}
