@@ -311,7 +311,8 @@ func TestDecisionCacheConcurrent(t *testing.T) {
 
 // FuzzDecisionCache: requests made of arbitrary strings, decided twice
 // through the cache (the second may be remembered), always equal a fresh
-// evaluation of the full input, for every corpus policy.
+// evaluation of the full input, for every corpus policy; and the direct key
+// equals the built input's.
 func FuzzDecisionCache(f *testing.F) {
 	engines := map[string]*Engine{}
 	corpus := policyCorpus(f)
@@ -339,7 +340,14 @@ func FuzzDecisionCache(f *testing.F) {
 		if body != "" {
 			req.Body = body
 		}
-		assertSameOnReadPaths(t, cp.name, e.current.Load(), req, tok)
+		p := e.current.Load()
+		assertSameOnReadPaths(t, cp.name, p, req, tok)
+		if k, ok := p.directKey(req, tok); ok {
+			in, err := build(req, tok, 64, p.reads.root)
+			if err != nil || decisionKey(p.digest, in) != k {
+				t.Fatalf("%s: direct key differs from the built input's (%v)", cp.name, err)
+			}
+		}
 		full, err := Input(req, tok, 64)
 		if err != nil {
 			return

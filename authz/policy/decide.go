@@ -11,29 +11,53 @@ import (
 	"github.com/tokenwise/tokenwise/authz/verify"
 )
 
-// decide is Decide on one generation of the policy, p: it builds only the
-// input p can read, answers from p's decision cache when it holds the
-// decision for those values, and evaluates otherwise. The same p builds,
+// decide is Decide on one generation of the policy, p: it keys the values
+// at the paths p can read (straight from the request when it can), answers
+// from p's decision cache when it holds the decision for them, and
+// otherwise builds only the input p can read and evaluates it. The same p builds,
 // keys and evaluates, so a reload in between cannot mix two policies.
 func (e *Engine) decide(ctx context.Context, p *prepared, req *request.Request, tok *verify.Token) (Decision, error) {
-	input, err := build(req, tok, e.cfg.MaxBodyBytes, p.reads.root)
-	if err != nil {
-		e.log.Warn("policy input", "error", err)
-		return Decision{}, fmt.Errorf("policy input: %w", err)
-	}
 	if p.cache == nil {
+		input, err := e.input(p, req, tok)
+		if err != nil {
+			return Decision{}, err
+		}
 		return e.evalOn(ctx, p, input)
 	}
-	key := decisionKey(p.digest, input)
+	var input ast.Value
+	key, ok := p.directKey(req, tok)
+	if !ok {
+		var err error
+		if input, err = e.input(p, req, tok); err != nil {
+			return Decision{}, err
+		}
+		key = decisionKey(p.digest, input)
+	}
 	now := e.now().UnixNano()
 	if d, ok := p.cache.get(key, now); ok {
 		return d, nil
+	}
+	if input == nil {
+		var err error
+		if input, err = e.input(p, req, tok); err != nil {
+			return Decision{}, err
+		}
 	}
 	d, err := e.evalOn(ctx, p, input)
 	if err == nil { // failures are never remembered: each is logged and may pass
 		p.cache.put(key, d, tokenDeadline(tok), now)
 	}
 	return d, err
+}
+
+// input builds the input p can read.
+func (e *Engine) input(p *prepared, req *request.Request, tok *verify.Token) (ast.Value, error) {
+	input, err := build(req, tok, e.cfg.MaxBodyBytes, p.reads.root)
+	if err != nil {
+		e.log.Warn("policy input", "error", err)
+		return nil, fmt.Errorf("policy input: %w", err)
+	}
+	return input, nil
 }
 
 // evalOn evaluates p for input, logging a failure.

@@ -12,7 +12,9 @@ import (
 // buffer keeps its capacity, and the callbacks handed to OPA's iterators are
 // bound once, so encoding allocates nothing.
 type keyEncoder struct {
-	b      []byte
+	b []byte
+	// failed: the direct key met what it cannot encode.
+	failed bool
 	pairFn func(k, v *ast.Term)
 	elemFn func(t *ast.Term)
 }

@@ -30,6 +30,8 @@ type prepared struct {
 	// decisions can be remembered; cache remembers them (nil: off).
 	reads *reads
 	cache *decisionCache
+	// direct: the decision key can be encoded straight from the request.
+	direct bool
 }
 
 // load reads and compiles the policy paths into a prepared query.
@@ -72,6 +74,7 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 	e.warnIfQueryUndefined(result)
 	p := &prepared{query: pq, digest: digest, files: files}
 	p.reads, p.cache = e.analyzeReads(compiler)
+	p.direct = p.cache != nil && directOK(p.reads.root)
 	return p, nil
 }
 

@@ -17,6 +17,8 @@ type pathNode struct {
 	children map[string]*pathNode
 	// term is the key of this node in its parent, made once.
 	term *ast.Term
+	// sorted are the children's keys in order (set by finish).
+	sorted []string
 }
 
 // allNode stands for "everything below here": every child of it is itself.
@@ -115,6 +117,7 @@ func analyze(modules map[string]*ast.Module, query ast.Body) *reads {
 	if query != nil {
 		r.walk(query)
 	}
+	r.root.finish()
 	return r
 }
 
