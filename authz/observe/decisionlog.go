@@ -37,17 +37,19 @@ func NewDecisionLog(logger *slog.Logger) *DecisionLog {
 
 // Log writes e at info level.
 func (l *DecisionLog) Log(ctx context.Context, e Entry) {
-	if l == nil || l.logger == nil {
+	if l == nil || l.logger == nil || !l.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := []slog.Attr{
+	// The attributes live on the stack: slog copies them into its record.
+	var buf [11]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("decision_id", e.DecisionID),
 		slog.String("outcome", e.Outcome),
 		slog.String("reason", e.Reason),
 		slog.String("method", e.Method),
 		slog.String("path", e.Path),
 		slog.Float64("latency_ms", float64(e.Took.Microseconds())/1000),
-	}
+	)
 	attrs = appendNonEmpty(attrs, "request_id", e.RequestID)
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
 	attrs = appendNonEmpty(attrs, "sub", e.Subject)
