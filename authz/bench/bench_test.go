@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 )
 
 // tiny is a run small enough for a test: it checks the engine works end to
@@ -149,5 +153,31 @@ func TestReuseNocache(t *testing.T) {
 	}
 	if res := rep.Scenarios[0]; res.Checks == 0 || res.Errors != 0 {
 		t.Fatalf("%d Checks, %d unexpected answers, first: %s", res.Checks, res.Errors, res.FirstError)
+	}
+}
+
+// TestTarget measures another ext_authz server in tokenwise's place (here a
+// second no-op server, so reuse's answers are the expected allows) and
+// skips the Redis scenario.
+func TestTarget(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(g, noop{})
+	go func() { _ = g.Serve(lis) }()
+	defer g.Stop()
+	opts := tiny("reuse", "one-time-redis")
+	opts.Target = lis.Addr().String()
+	rep, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 || rep.Scenarios[0].Scenario != "reuse" || rep.Scenarios[0].Errors != 0 || rep.Scenarios[0].Checks == 0 {
+		t.Fatalf("scenarios: %+v", rep.Scenarios)
+	}
+	if rep.Skipped["one-time-redis"] == "" {
+		t.Fatalf("one-time-redis not skipped: %v", rep.Skipped)
 	}
 }

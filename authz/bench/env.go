@@ -83,6 +83,9 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.floor, err = e.startFloor(); err != nil {
 		return nil, err
 	}
+	if opts.Target != "" {
+		return e, e.useTarget(ctx, sel)
+	}
 	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", "memory", ""); err != nil {
 		return nil, err
 	}
@@ -110,6 +113,24 @@ func writePolicy(dir, policy string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "bench.rego"), []byte(policy), 0o600)
+}
+
+// useTarget points every scenario at opts.Target instead of tokenwise;
+// scenarios that need tokenwise's Redis store are skipped.
+func (e *env) useTarget(ctx context.Context, sel []*scenario) (err error) {
+	fmt.Fprintln(e.opts.Progress, "bench: every scenario runs against the target", e.opts.Target, "instead of tokenwise")
+	if e.memory, err = e.dial("target", e.opts.Target); err != nil {
+		return err
+	}
+	e.nocache = e.memory
+	for _, s := range sel {
+		if s.redis {
+			e.skipped[s.name] = "runs on tokenwise's Redis store; not with --target"
+		}
+	}
+	fmt.Fprintf(e.opts.Progress, "bench: minting %d RS256 tokens for the pool\n", poolSize)
+	e.pool, err = mintParallel(ctx, e.issuer, "RS256", poolSize)
+	return err
 }
 
 func needsNocache(sel []*scenario) bool {
@@ -165,7 +186,11 @@ func (e *env) targetFor(s *scenario) *target {
 
 // startIssuer serves the issuer's JWKS on a loopback port and returns its URL.
 func (e *env) startIssuer() (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := e.opts.IssuerAddress
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}

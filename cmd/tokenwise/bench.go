@@ -28,6 +28,10 @@ Flags:
   --rounds N         floor/scenario pairs per scenario (default 3)
   --rate R           open loop at R Checks/s for every run instead of closed loop
   --redis ADDR       Redis for one-time-redis (default: start redis-server)
+  --target ADDR      measure another ext_authz gRPC server in tokenwise's place
+                     (a side-by-side, e.g. OPA-Envoy with an equivalent policy)
+  --issuer-address ADDR  where the bench issuer serves /jwks.json (default: a free
+                     loopback port), so a --target can fetch its keys
   --json             print the report as JSON
   --cpuprofile FILE  write a CPU profile of the whole run
 
@@ -69,6 +73,8 @@ func parseBench(args []string, stdout io.Writer) (opts bench.Options, asJSON boo
 	fs.IntVar(&opts.Rounds, "rounds", 3, "")
 	fs.Float64Var(&opts.Rate, "rate", 0, "")
 	fs.StringVar(&opts.RedisAddr, "redis", "", "")
+	fs.StringVar(&opts.Target, "target", "", "")
+	fs.StringVar(&opts.IssuerAddress, "issuer-address", "", "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	fs.StringVar(&profile, "cpuprofile", "", "")
 	if err = parse(fs, args); err != nil {
