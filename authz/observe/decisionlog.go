@@ -48,7 +48,9 @@ func (l *DecisionLog) Log(ctx context.Context, e Entry) {
 		slog.String("reason", e.Reason),
 		slog.String("method", e.Method),
 		slog.String("path", e.Path),
-		slog.Float64("latency_ms", float64(e.Took.Microseconds())/1000),
+		// Whole microseconds: slog writes an integer with strconv, a float
+		// through encoding/json, which cost half of the whole line.
+		slog.Int64("latency_us", e.Took.Microseconds()),
 	)
 	attrs = appendNonEmpty(attrs, "request_id", e.RequestID)
 	attrs = appendNonEmpty(attrs, "issuer", e.Issuer)
