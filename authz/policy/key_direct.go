@@ -135,6 +135,11 @@ func (e *keyEncoder) input(req *request.Request, tok *verify.Token, n *pathNode)
 			e.str('s', name)
 			e.str('s', req.Source.Principal)
 		case "token":
+			if tok != nil && tokenFieldsOnly(c) {
+				e.str('s', name)
+				e.tokenFields(tok, c)
+				break
+			}
 			v, err := tokenInput(tok)
 			if err != nil {
 				e.failed = true
@@ -278,5 +283,37 @@ func (e *keyEncoder) parsedPath(rawPath string) {
 			return
 		}
 		rest = after
+	}
+}
+
+// tokenFieldsOnly: n reads only input.token.issuer and input.token.scopes,
+// which the direct key encodes from the token itself, so a token seen for
+// the first time is not converted for the policy just to be keyed.
+func tokenFieldsOnly(n *pathNode) bool {
+	if n.all {
+		return false
+	}
+	for name := range n.children {
+		if name != "issuer" && name != "scopes" {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenFields encodes selectValue(tokenInput(tok), n) for tokenFieldsOnly(n):
+// issuer a string, scopes an array of strings, both always present.
+func (e *keyEncoder) tokenFields(tok *verify.Token, n *pathNode) {
+	e.size('o', len(n.sorted))
+	for _, name := range n.sorted {
+		e.str('s', name)
+		if name == "issuer" {
+			e.str('s', tok.Issuer)
+			continue
+		}
+		e.size('a', len(tok.Scopes))
+		for _, s := range tok.Scopes {
+			e.str('s', s)
+		}
 	}
 }
