@@ -62,7 +62,7 @@ func (e *Engine) input(p *prepared, req *request.Request, tok *verify.Token) (as
 
 // evalOn evaluates p for input, logging a failure.
 func (e *Engine) evalOn(ctx context.Context, p *prepared, input ast.Value) (Decision, error) {
-	d, err := p.eval(ctx, input)
+	d, err := evalPooled(ctx, p, input)
 	if err != nil {
 		e.log.Error("policy evaluation failed", "query", e.cfg.Query, "error", err)
 	}
