@@ -4,7 +4,6 @@
 package answer
 
 import (
-	"encoding/json"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -190,11 +189,7 @@ func quotable(s string) string {
 }
 
 func jsonBody(errCode, description string) string {
-	b, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{errCode, description})
-	return string(b)
+	return errorBody(errCode, description)
 }
 
 // overwrite builds header options that replace any header of the same name.
