@@ -4,7 +4,6 @@
 package answer
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -227,11 +226,7 @@ func quotable(s string) string {
 }
 
 func jsonBody(errCode, description string) string {
-	b, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{errCode, description})
-	return string(b)
+	return errorBody(errCode, description)
 }
 
 // overwrite builds header options that replace any header of the same name.
@@ -258,10 +253,21 @@ func options(headers []policy.Header, appendValue bool) []*corev3.HeaderValueOpt
 		seen[name] = true
 		out = append(out, &corev3.HeaderValueOption{
 			Header: &corev3.HeaderValue{Key: name, Value: h.Value},
-			Append: wrapperspb.Bool(app),
+			Append: boolValue(app),
 		})
 	}
 	return out
+}
+
+// appendTrue and appendFalse are shared by every answer: a response is only
+// read (marshalled) once built, so one value each serves them all.
+var appendTrue, appendFalse = wrapperspb.Bool(true), wrapperspb.Bool(false)
+
+func boolValue(b bool) *wrapperspb.BoolValue {
+	if b {
+		return appendTrue
+	}
+	return appendFalse
 }
 
 func metadata(m map[string]any) *structpb.Struct {

@@ -46,6 +46,14 @@ type Options struct {
 	RedisBinary string
 	// Progress receives one line per run while the benchmark runs (nil: none).
 	Progress io.Writer
+	// Target, when set, is another ext_authz gRPC server (host:port) that
+	// takes tokenwise's place in every scenario, for a side-by-side with,
+	// say, OPA-Envoy running an equivalent policy. Its ratios to the floor
+	// are measured exactly as tokenwise's; scenarios on Redis are skipped.
+	Target string
+	// IssuerAddress is where the bench's issuer serves its JWKS
+	// (/jwks.json), so a Target can fetch it (default: a free loopback port).
+	IssuerAddress string
 }
 
 func (o *Options) applyDefaults() {

@@ -286,6 +286,10 @@ type Policy struct {
 	// Timeout bounds one policy evaluation (default 1s), within the Check's
 	// own deadline; past it the request is denied (500).
 	Timeout time.Duration `yaml:"timeout"`
+	// DecisionCacheSize is how many decisions are remembered, keyed on the
+	// input the policy reads; 0 turns the cache off. A pointer, so an absent
+	// key can mean the default.
+	DecisionCacheSize *int `yaml:"decision_cache_size"`
 }
 
 // Defaults of the policy and gRPC limits.
@@ -304,6 +308,17 @@ func (g GRPC) ReceiveLimit(maxBody int) int {
 		return g.MaxReceiveBytes
 	}
 	return max(2*maxBody+(1<<20), minReceiveBytes)
+}
+
+// DefaultDecisionCacheSize is policy.decision_cache_size when the file does not set it.
+const DefaultDecisionCacheSize = 10000
+
+// DecisionCacheEntries is policy.decision_cache_size, or its default.
+func (p Policy) DecisionCacheEntries() int {
+	if p.DecisionCacheSize == nil {
+		return DefaultDecisionCacheSize
+	}
+	return *p.DecisionCacheSize
 }
 
 // UseLimits configures where one-time and N-use counts are kept.
@@ -667,6 +682,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Token.MaxBytes < 0 {
 		return errors.New("token.max_bytes must be positive")
+	}
+	if n := c.Policy.DecisionCacheSize; n != nil && *n < 0 {
+		return fmt.Errorf("policy.decision_cache_size %d: must be 0 (off) or more", *n)
 	}
 	if !strings.HasPrefix(c.Policy.Query, "data.") {
 		return fmt.Errorf("policy.query %q: must start with data.", c.Policy.Query)

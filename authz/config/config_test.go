@@ -228,3 +228,21 @@ func TestRedisModes(t *testing.T) {
 		t.Fatalf("cluster: %v", err)
 	}
 }
+
+// TestDecisionCacheSize: absent is the default, 0 turns the cache off, a
+// negative size is a fault naming the key.
+func TestDecisionCacheSize(t *testing.T) {
+	for yaml, want := range map[string]int{"": DefaultDecisionCacheSize, "policy: {decision_cache_size: 0}\n": 0,
+		"policy: {decision_cache_size: 25}\n": 25} {
+		c, err := Parse([]byte(yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", yaml, err)
+		}
+		if got := c.Policy.DecisionCacheEntries(); got != want {
+			t.Errorf("%q: %d entries, want %d", yaml, got, want)
+		}
+	}
+	if _, err := Parse([]byte("policy: {decision_cache_size: -1}\n")); err == nil || !strings.Contains(err.Error(), "policy.decision_cache_size") {
+		t.Errorf("negative size: %v", err)
+	}
+}

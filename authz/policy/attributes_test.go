@@ -46,9 +46,9 @@ func assertRendersLikeReference(t *testing.T, name string, check *authv3.CheckRe
 	want := grpcfront.Reference(check).(ast.Object)
 	if h := check.GetAttributes().GetRequest().GetHttp(); len(h.GetHeaderMap().GetHeaders()) > 0 {
 		httpObj := want.Get(ast.StringTerm("request")).Value.(ast.Object).Get(ast.StringTerm("http")).Value.(ast.Object)
-		httpObj.Insert(ast.StringTerm("headers"), ast.NewTerm(stringMapValue(req.Headers)))
+		httpObj.Insert(ast.StringTerm("headers"), ast.NewTerm(stringMapValue(req.Headers, allNode)))
 	}
-	if got := attributesValue(req); got.Compare(want) != 0 {
+	if got := attributesValue(req, allNode); got.Compare(want) != 0 {
 		t.Errorf("%s:\nrendered  %v\nreference %v", name, got, want)
 	}
 }

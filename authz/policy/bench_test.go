@@ -72,10 +72,15 @@ func BenchmarkInputProtojson(b *testing.B) {
 	}
 }
 
-// benchEngine loads the policy at the root of fsys.
-func benchEngine(b *testing.B, fsys fs.FS) *Engine {
+// benchEngine loads the policy at the root of fsys, with the default
+// decision cache, or none when uncached.
+func benchEngine(b *testing.B, fsys fs.FS, uncached ...bool) *Engine {
 	cfg := config.Default().Policy
 	cfg.Paths = []string{"."}
+	if len(uncached) > 0 && uncached[0] {
+		zero := 0
+		cfg.DecisionCacheSize = &zero
+	}
 	e, err := New(context.Background(), cfg, Options{FS: fsys})
 	if err != nil {
 		b.Fatal(err)
@@ -83,7 +88,8 @@ func benchEngine(b *testing.B, fsys fs.FS) *Engine {
 	return e
 }
 
-// BenchmarkEval is one Decide (input and evaluation) with the bundled policy.
+// BenchmarkEval is one Decide with the bundled policy: after the first, a
+// remembered decision (the key of what the policy reads, one lookup).
 func BenchmarkEval(b *testing.B) {
 	e := benchEngine(b, policies.FS)
 	req, tok := mustRequest(b, benchRequest), benchToken()
@@ -123,6 +129,21 @@ func BenchmarkEvalTrivial(b *testing.B) {
 	for b.Loop() {
 		if _, err := e.Decide(ctx, req, tok); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEvalUncached is BenchmarkEval with the decision cache off: the
+// input the policy reads, built, and an evaluation.
+func BenchmarkEvalUncached(b *testing.B) {
+	e := benchEngine(b, policies.FS, true)
+	req, tok := mustRequest(b, benchRequest), benchToken()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := e.Decide(ctx, req, tok)
+		if err != nil || !d.Allowed || d.MaxUses != 1 {
+			b.Fatalf("%+v %v", d, err)
 		}
 	}
 }

@@ -37,6 +37,9 @@ type Options struct {
 	// to it, "." for its root), and nothing is watched: used for the
 	// policies bundled in the binary.
 	FS fs.FS
+	// Clock, when set, is the time remembered decisions are checked
+	// against (tests); nil is time.Now.
+	Clock func() time.Time
 }
 
 // Engine evaluates the policy. It is safe for concurrent use; a reload swaps
@@ -46,6 +49,7 @@ type Engine struct {
 	fsys    fs.FS
 	metrics *observe.Metrics
 	log     *slog.Logger
+	clock   func() time.Time
 
 	reloadMu sync.Mutex // one load at a time
 	current  atomic.Pointer[prepared]
@@ -62,7 +66,7 @@ func New(ctx context.Context, cfg config.Policy, opts Options) (*Engine, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, fsys: opts.FS, metrics: opts.Metrics, log: log, body: NewBodyLimits(cfg), timeout: cfg.Timeout}
+	e := &Engine{cfg: cfg, fsys: opts.FS, metrics: opts.Metrics, log: log, clock: opts.Clock, body: NewBodyLimits(cfg), timeout: cfg.Timeout}
 	if e.timeout <= 0 {
 		e.timeout = config.DefaultPolicyTimeout
 	}
@@ -72,19 +76,14 @@ func New(ctx context.Context, cfg config.Policy, opts Options) (*Engine, error) 
 		return nil, err
 	}
 	e.current.Store(p)
-	log.Info("policy loaded", "files", p.files, "query", cfg.Query)
+	log.Info("policy loaded", "files", p.files, "query", cfg.Query, "reads", p.reads.root.paths(), "decision_cache", p.cacheState())
 	return e, nil
 }
 
 // Decide evaluates the query for req; tok is nil when the request had no
 // token. An error means the request must be denied with 500.
 func (e *Engine) Decide(ctx context.Context, req *request.Request, tok *verify.Token) (Decision, error) {
-	input, err := inputWith(ctx, req, tok, e.body)
-	if err != nil {
-		e.log.Warn("policy input", "error", err)
-		return Decision{}, fmt.Errorf("policy input: %w", err)
-	}
-	return e.Eval(ctx, input)
+	return e.decide(ctx, e.current.Load(), req, tok)
 }
 
 // Eval evaluates the query for an input built by Input (tokenwise check
@@ -94,13 +93,7 @@ func (e *Engine) Decide(ctx context.Context, req *request.Request, tok *verify.T
 // that comes first. Past it the evaluation is cancelled and is an error (a
 // 500 deny), so a policy cannot run forever.
 func (e *Engine) Eval(ctx context.Context, input ast.Value) (Decision, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	d, err := e.current.Load().eval(ctx, input)
-	if err != nil {
-		e.log.Error("policy evaluation failed", "query", e.cfg.Query, "error", err)
-	}
-	return d, err
+	return e.evalOn(ctx, e.current.Load(), input)
 }
 
 // Reload loads and compiles the policy now. On success the new policy
@@ -120,7 +113,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.current.Store(p)
 	e.metrics.PolicyReload(nil)
-	e.log.Info("policy reloaded", "files", p.files)
+	e.log.Info("policy reloaded", "files", p.files, "reads", p.reads.root.paths(), "decision_cache", p.cacheState())
 	return nil
 }
 

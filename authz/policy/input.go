@@ -54,64 +54,84 @@ func versionValue(frontend string) ast.Value {
 // An error (bad path or query escapes, a malformed JSON body) means the
 // request cannot be judged; the caller denies it.
 func Input(req *request.Request, tok *verify.Token, maxBody int) (ast.Value, error) {
-	return inputWith(context.Background(), req, tok, DefaultBodyLimits(maxBody))
+	return build(context.Background(), req, tok, DefaultBodyLimits(maxBody), allNode)
 }
 
-// inputWith is Input with the body's parse bounded by limits; waiting for a
-// parse slot ends with ctx.
-func inputWith(ctx context.Context, req *request.Request, tok *verify.Token, limits BodyLimits) (ast.Value, error) {
-	parsedPath, parsedQuery, err := parsePath(req.Path)
-	if err != nil {
-		return nil, err
-	}
-	body, truncated, err := parseBody(ctx, req.Headers, req.Body, req.RawBody, limits)
-	if err != nil {
-		return nil, err
-	}
-	tokenValue, err := tokenInput(tok)
-	if err != nil {
-		return nil, err
-	}
+// build renders the parts of the input that n can read, and nothing else:
+// allNode renders all of it. Parsing (path, query, body) happens only for a
+// part n reads, so only such a part's faults are errors. On every path n
+// reads, the value equals the full rendering's (input_test holds it to that).
+// The body's parse is bounded by limits; waiting for a parse slot ends with ctx.
+func build(ctx context.Context, req *request.Request, tok *verify.Token, limits BodyLimits, n *pathNode) (ast.Value, error) {
 	input := ast.NewObjectWithCapacity(9)
-	input.Insert(ast.InternedTerm("attributes"), ast.NewTerm(attributesValue(req)))
-	input.Insert(ast.InternedTerm("parsed_path"), ast.NewTerm(parsedPath))
-	input.Insert(ast.InternedTerm("parsed_query"), ast.NewTerm(parsedQuery))
-	input.Insert(ast.InternedTerm("parsed_body"), ast.NewTerm(body))
-	input.Insert(ast.InternedTerm("truncated_body"), ast.InternedTerm(truncated))
-	input.Insert(ast.InternedTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
-	if p := req.Source.Principal; p != "" {
-		input.Insert(ast.InternedTerm("source_principal"), ast.StringTerm(p))
+	if c := n.child("attributes"); c != nil {
+		input.Insert(keyTerm("attributes"), ast.NewTerm(attributesValue(req, c)))
 	}
-	input.Insert(ast.InternedTerm("token"), ast.NewTerm(tokenValue))
+	rawPath, rawQuery, _ := strings.Cut(req.Path, "?")
+	if n.has("parsed_path") {
+		v, err := parsedPath(rawPath)
+		if err != nil {
+			return nil, err
+		}
+		input.Insert(keyTerm("parsed_path"), ast.NewTerm(v))
+	}
+	if c := n.child("parsed_query"); c != nil {
+		v, err := parsedQuery(rawQuery)
+		if err != nil {
+			return nil, err
+		}
+		input.Insert(keyTerm("parsed_query"), ast.NewTerm(selectValue(v, c)))
+	}
+	if n.has("parsed_body") || n.has("truncated_body") {
+		body, truncated, err := parseBody(ctx, req.Headers, req.Body, req.RawBody, limits)
+		if err != nil {
+			return nil, err
+		}
+		if c := n.child("parsed_body"); c != nil {
+			input.Insert(keyTerm("parsed_body"), ast.NewTerm(selectValue(body, c)))
+		}
+		if n.has("truncated_body") {
+			input.Insert(keyTerm("truncated_body"), ast.InternedTerm(truncated))
+		}
+	}
+	if n.has("version") {
+		input.Insert(keyTerm("version"), ast.NewTerm(versionValue(req.Frontend)))
+	}
+	if p := req.Source.Principal; p != "" && n.has("source_principal") {
+		input.Insert(keyTerm("source_principal"), ast.StringTerm(p))
+	}
+	if c := n.child("token"); c != nil {
+		tokenValue, err := tokenInput(tok)
+		if err != nil {
+			return nil, err
+		}
+		input.Insert(keyTerm("token"), ast.NewTerm(selectValue(tokenValue, c)))
+	}
 	return input, nil
 }
 
-func stringMapValue(m map[string]string) ast.Object {
-	obj := ast.NewObjectWithCapacity(len(m))
-	for k, v := range m {
-		obj.Insert(ast.InternedTerm(k), ast.StringTerm(v))
-	}
-	return obj
-}
-
-// parsePath splits path as OPA-Envoy does: the part before "?" is unescaped,
-// trimmed of leading slashes and split on "/"; the query is parsed strictly.
-func parsePath(path string) (ast.Value, ast.Value, error) {
-	rawPath, rawQuery, _ := strings.Cut(path, "?")
+// parsedPath splits the path (without its query) as OPA-Envoy does: it is
+// unescaped, trimmed of leading slashes and split on "/".
+func parsedPath(rawPath string) (ast.Value, error) {
 	decoded, err := url.PathUnescape(rawPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("request path: %w", err)
+		return nil, fmt.Errorf("request path: %w", err)
 	}
 	segments := strings.Split(strings.TrimLeft(decoded, "/"), "/")
 	terms := make([]*ast.Term, len(segments))
 	for i, s := range segments {
 		terms[i] = ast.StringTerm(s)
 	}
+	return ast.NewArray(terms...), nil
+}
+
+// parsedQuery parses the query strictly, as OPA-Envoy does.
+func parsedQuery(rawQuery string) (ast.Value, error) {
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return nil, nil, fmt.Errorf("request query: %w", err)
+		return nil, fmt.Errorf("request query: %w", err)
 	}
-	return ast.NewArray(terms...), valuesObject(query), nil
+	return valuesObject(query), nil
 }
 
 // valuesObject renders url.Values as name → array of values.
@@ -171,12 +191,12 @@ func buildTokenInput(tok *verify.Token) (ast.Value, error) {
 		scopes[i] = ast.StringTerm(s)
 	}
 	return ast.NewObject(
-		[2]*ast.Term{ast.InternedTerm("issuer"), ast.StringTerm(tok.Issuer)},
-		[2]*ast.Term{ast.InternedTerm("format"), ast.StringTerm(format)},
-		[2]*ast.Term{ast.InternedTerm("header"), ast.NewTerm(header)},
-		[2]*ast.Term{ast.InternedTerm("claims"), ast.NewTerm(claims)},
-		[2]*ast.Term{ast.InternedTerm("scopes"), ast.ArrayTerm(scopes...)},
-		[2]*ast.Term{ast.InternedTerm("proof"), proofTerm(tok)},
+		[2]*ast.Term{keyTerm("issuer"), ast.StringTerm(tok.Issuer)},
+		[2]*ast.Term{keyTerm("format"), ast.StringTerm(format)},
+		[2]*ast.Term{keyTerm("header"), ast.NewTerm(header)},
+		[2]*ast.Term{keyTerm("claims"), ast.NewTerm(claims)},
+		[2]*ast.Term{keyTerm("scopes"), ast.ArrayTerm(scopes...)},
+		[2]*ast.Term{keyTerm("proof"), proofTerm(tok)},
 	), nil
 }
 

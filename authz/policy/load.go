@@ -32,6 +32,12 @@ type prepared struct {
 	// query; rules then lists the rules that are defined, for the message.
 	queryUndefined bool
 	rules          []string
+	// reads is what the policy can read of the input, and whether its
+	// decisions can be remembered; cache remembers them (nil: off).
+	reads *reads
+	cache *decisionCache
+	// direct: the decision key can be encoded straight from the request.
+	direct bool
 }
 
 // load reads and compiles the policy paths into a prepared query.
@@ -43,6 +49,7 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 	if len(result.Modules) == 0 {
 		return nil, fmt.Errorf("policy: no .rego files in %s", strings.Join(e.cfg.Paths, ", "))
 	}
+	var compiler *ast.Compiler
 	store := inmem.NewFromObjectWithOpts(result.Documents,
 		inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	opts := []func(*rego.Rego){
@@ -51,6 +58,7 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 		rego.StoreReadAST(true),
 		rego.EnablePrintStatements(true),
 		rego.PrintHook(printHook{e}),
+		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
 	}
 	files := make([]string, 0, len(result.Modules))
 	for name, m := range result.Modules {
@@ -74,6 +82,8 @@ func (e *Engine) load(ctx context.Context) (*prepared, error) {
 		e.log.Warn("no rule or data defines the policy query; every Check will be denied", "query", e.cfg.Query)
 		p.queryUndefined, p.rules = true, ruleRefs(result)
 	}
+	p.reads, p.cache = e.analyzeReads(compiler)
+	p.direct = p.cache != nil && directOK(p.reads.root)
 	return p, nil
 }
 

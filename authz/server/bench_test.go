@@ -155,3 +155,11 @@ func BenchmarkCheckParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkNewID is the decision id every Check logs.
+func BenchmarkNewID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = newID()
+	}
+}
