@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tokenwise/tokenwise/authz/headername"
 )
 
 // errUndefined is returned when the query has no value for the input.
@@ -163,11 +165,10 @@ func nameList(v any, header bool) ([]string, error) {
 }
 
 // checkName refuses names Envoy would reject or that could split a header
-// line; header names are lowercased. A header name must also be one a policy
-// may set or remove: an RFC 9110 token, and not a pseudo-header, host or a
-// hop-by-hop header, which would change how the request is routed or framed
-// rather than what it says. A refused name fails the decision (a 500 deny,
-// logged with the name), on allow and deny answers alike.
+// line; header names are lowercased and must also pass headername.Check
+// (no pseudo-header, host, hop-by-hop or framing header). A refused name
+// fails the decision (a 500 deny, logged with the name), on allow and deny
+// answers alike.
 func checkName(name string, header bool) (string, error) {
 	if name == "" || strings.ContainsFunc(name, func(r rune) bool {
 		return r < 0x20 || r == 0x7f || (header && r == ' ')
@@ -177,37 +178,10 @@ func checkName(name string, header bool) (string, error) {
 	if !header {
 		return name, nil
 	}
-	lower := strings.ToLower(name)
-	switch {
-	case strings.HasPrefix(name, ":"):
-		return "", fmt.Errorf("%q is a pseudo-header, which a policy may not set or remove", name)
-	case !isHeaderToken(name):
-		return "", fmt.Errorf("%q is not a header name (an RFC 9110 token)", name)
-	case reservedHeaders[lower]:
-		return "", fmt.Errorf("%q is a connection or routing header, which a policy may not set or remove", name)
+	if err := headername.Check(name); err != nil {
+		return "", fmt.Errorf("%w, which a policy may not set or remove", err)
 	}
-	return lower, nil
-}
-
-// reservedHeaders are the names a policy may not touch: host (routing) and
-// the hop-by-hop and framing headers (RFC 9110 §7.6.1).
-var reservedHeaders = map[string]bool{
-	"host": true, "connection": true, "transfer-encoding": true, "upgrade": true, "te": true,
-	"keep-alive": true, "proxy-connection": true, "content-length": true,
-}
-
-// isHeaderToken reports whether s is an RFC 9110 token: 1*tchar.
-func isHeaderToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return s != ""
+	return strings.ToLower(name), nil
 }
 
 func httpStatus(v any) (int, error) {

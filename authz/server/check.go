@@ -1,6 +1,9 @@
 // Package server wires tokenwise's Check pipeline to the network: the gRPC
-// listener (ext_authz v3, grpc.health.v1, reflection) and the HTTP operations
-// listener (/healthz, /readyz, /metrics).
+// listener (ext_authz v3, grpc.health.v1, reflection, the TokenAdmin API),
+// the HTTP authorization listener (http_authz, for nginx, Traefik, Caddy and
+// Envoy's http_service) and the HTTP operations listener (/healthz, /readyz,
+// /metrics). Both front ends turn what their proxy sent into one
+// request.Request and run the same pipeline on it.
 //
 // A Check reads as the pipeline it is: source → verify → proof of possession →
 // revoke → policy → rate limit → use limit → answer, with the decision log
@@ -66,7 +69,6 @@ type Authorizer struct {
 	// token always gets the same answer, byte for byte.
 	claims       []claimHeader
 	removeBearer bool // forward.remove_authorization
-	tokenHdr     string
 	maxTTL       time.Duration
 	// failOpen lets limited requests through when the store fails (on_store_error: allow).
 	failOpen bool

@@ -70,7 +70,6 @@ func testAuthorizer(fake *panicky) (*Authorizer, *observe.Metrics, *syncBuf) {
 		finder:   source.New(config.Token{Header: "authorization"}),
 		verifier: fake,
 		policy:   fake,
-		tokenHdr: "authorization",
 		metrics:  m,
 		log:      observe.NewDecisionLog(logger),
 		logger:   logger,

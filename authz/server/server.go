@@ -126,7 +126,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		rates:        s.rates,
 		claims:       claimHeaders(cfg.Forward),
 		removeBearer: cfg.Forward.RemoveAuthorization,
-		tokenHdr:     cfg.Token.Header,
 		maxTTL:       cfg.UseLimits.MaxTTL,
 		failOpen:     cfg.UseLimits.OnStoreError == "allow",
 		metrics:      s.metrics,
