@@ -1,11 +1,15 @@
-// Package policy asks the Rego policy about one Check (SPEC step 3).
+// Package policy asks the Rego policy about one Check.
 //
 // An Engine loads the .rego and data files of policy.paths with OPA's loader,
-// prepares the query once, and evaluates it for every Check against an input
-// in OPA-Envoy's shape plus the verified token. The answer, a boolean or an
-// object, becomes a Decision. Files changed on disk are reloaded; a reload
-// that fails keeps the running policy. Every failure to decide is an error,
-// which the caller turns into a deny: the policy never fails open.
+// prepares the query once, and works out from the compiled policy which
+// input paths it can read. For every Check it builds only those parts of an
+// input in OPA-Envoy's shape plus the verified token, answers from its
+// decision cache when the values at those paths were seen before, and else
+// evaluates the query under a deadline. The answer, a boolean or an object,
+// becomes a Decision. Files changed on disk are reloaded (which forgets every
+// remembered decision); a reload that fails keeps the running policy. Every
+// failure to decide is an error, which the caller turns into a deny: the
+// policy never fails open.
 package policy
 
 import (

@@ -147,7 +147,7 @@ func valuesObject(values url.Values) ast.Object {
 	return obj
 }
 
-// tokenInput is input.token: the SPEC's shape and nothing more, so the raw
+// tokenInput is input.token: its documented shape and nothing more, so the raw
 // token can never reach the policy or a decision log that dumps the input.
 func tokenInput(tok *verify.Token) (ast.Value, error) {
 	if tok == nil {

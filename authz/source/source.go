@@ -4,7 +4,7 @@
 // a query parameter) and refuses requests that carry more than one token, as
 // RFC 6750 §2 requires. It never validates the token; that is package verify.
 //
-// The rule it keeps (SPEC step 1): every spelling of a token that the
+// The rule it keeps: every spelling of a token that the
 // upstream could read — any Authorization value of the Bearer or DPoP
 // scheme, in either of Envoy's header shapes, any cookie of the configured
 // name, the configured query parameter — is either the one token returned or

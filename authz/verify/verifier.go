@@ -1,4 +1,4 @@
-// Package verify checks bearer tokens (SPEC step 2): it picks the configured
+// Package verify checks bearer tokens: it picks the configured
 // issuer by the token's iss, verifies the signature with that issuer's JWKS
 // keys only (keyfunc/v3 over golang-jwt/v5), and validates the claims: alg
 // allowlist, exact iss, aud any-of, exp/nbf/iat with leeway, max_lifetime and

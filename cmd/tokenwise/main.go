@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// oneLine keeps a fault to the one line SPEC promises.
+// oneLine keeps a fault to the one line the README promises.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
 }
