@@ -1,36 +1,22 @@
-// Package answer turns the outcome of a Check into Envoy's CheckResponse:
-// allow with the headers for the upstream, or deny with the status,
-// WWW-Authenticate challenge (RFC 6750 §3) and JSON body the client sees.
+// Package answer turns the outcome of a Check into tokenwise's own answer,
+// which neither front end owns: allow with the rewrites of the upstream
+// request, or deny with the status, WWW-Authenticate challenge (RFC 6750 §3)
+// and JSON body the client sees. The gRPC front end renders a reply.Reply as
+// Envoy's CheckResponse (grpcfront.Response), the HTTP front end as an HTTP
+// response (httpfront.Write).
 package answer
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
 // Realm is the realm of every Bearer challenge tokenwise sends.
 const Realm = "tokenwise"
-
-// RFC 6750 §3.1 error codes, and the OAuth codes used for server faults.
-const (
-	ErrInvalidRequest    = "invalid_request"
-	ErrInvalidToken      = "invalid_token"
-	ErrInsufficientScope = "insufficient_scope"
-	errUnauthorized      = "unauthorized"
-	errAccessDenied      = "access_denied"
-	errServer            = "server_error"
-	errUnavailable       = "temporarily_unavailable"
-)
 
 // Upstream is what tokenwise itself does to an allowed request, beside the
 // policy's decision: headers from claims, and headers to strip.
@@ -45,24 +31,22 @@ type Upstream struct {
 }
 
 // Allow answers OK with the decision's rewrites and the upstream headers.
-// Every upstream header is sent with append explicitly false: Envoy reads an
-// unset append as append_action, whose default would add ours beside a
-// client's header of the same name.
-func Allow(d policy.Decision, up Upstream) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{
-		Headers:                 overwrite(append(withoutNames(d.Headers, up.Set), up.Set...)),
-		HeadersToRemove:         removals(d.RequestHeadersToRemove, up),
-		ResponseHeadersToAdd:    add(d.ResponseHeadersToAdd),
-		QueryParametersToRemove: queryRemovals(d.QueryParametersToRemove, up.RemoveQuery),
+// Every upstream header overwrites (Append false, which the gRPC front end
+// sends explicitly: Envoy reads an unset append as append_action, whose
+// default would add ours beside a client's header of the same name).
+func Allow(d policy.Decision, up Upstream) reply.Reply {
+	a := reply.Reply{
+		Allowed:              true,
+		RequestHeaders:       overwrite(append(withoutNames(d.Headers, up.Set), up.Set...)),
+		RemoveRequestHeaders: removals(d.RequestHeadersToRemove, up),
+		ResponseHeaders:      add(d.ResponseHeadersToAdd),
+		RemoveQuery:          queryRemovals(d.QueryParametersToRemove, up.RemoveQuery),
+		Metadata:             metadata(d.DynamicMetadata),
 	}
 	for _, q := range d.QueryParametersToSet {
-		ok.QueryParametersToSet = append(ok.QueryParametersToSet, &corev3.QueryParameter{Key: q.Name, Value: q.Value})
+		a.SetQuery = append(a.SetQuery, reply.Param{Name: q.Name, Value: q.Value})
 	}
-	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: metadata(d.DynamicMetadata),
-	}
+	return a
 }
 
 // withoutNames drops the headers whose names tokenwise itself sets: a value
@@ -110,16 +94,16 @@ func queryRemovals(fromPolicy, ours []string) []string {
 }
 
 // InvalidRequest is 400 invalid_request, for a malformed request such as one with two tokens.
-func InvalidRequest(description string) *authv3.CheckResponse {
-	return deny(typev3.StatusCode_BadRequest, codes.InvalidArgument, challenge(ErrInvalidRequest, description),
-		ErrInvalidRequest, description, policy.Decision{})
+func InvalidRequest(description string) reply.Reply {
+	return deny(http.StatusBadRequest, challenge(reply.ErrInvalidRequest, description),
+		reply.ErrInvalidRequest, description, policy.Decision{})
 }
 
 // InvalidToken is 401 invalid_token: a token that is malformed, fails
 // verification, is revoked or is past its use limit. The policy is not asked.
-func InvalidToken(description string) *authv3.CheckResponse {
-	return deny(typev3.StatusCode_Unauthorized, codes.Unauthenticated, challenge(ErrInvalidToken, description),
-		ErrInvalidToken, description, policy.Decision{})
+func InvalidToken(description string) reply.Reply {
+	return deny(http.StatusUnauthorized, challenge(reply.ErrInvalidToken, description),
+		reply.ErrInvalidToken, description, policy.Decision{})
 }
 
 // Denied answers a policy that denied. Without a token it is 401 with a
@@ -131,46 +115,49 @@ func InvalidToken(description string) *authv3.CheckResponse {
 // status (a 422 saying "insufficient_scope" sends a client hunting for a
 // scope it has). The policy's headers, which may set their own
 // WWW-Authenticate, and body override these defaults.
-func Denied(d policy.Decision, hadToken bool) *authv3.CheckResponse {
-	status := typev3.StatusCode_Unauthorized
+func Denied(d policy.Decision, hadToken bool) reply.Reply {
+	status := http.StatusUnauthorized
 	if hadToken {
-		status = typev3.StatusCode_Forbidden
+		status = http.StatusForbidden
 	}
 	if d.HTTPStatus != 0 {
-		status = typev3.StatusCode(d.HTTPStatus)
+		status = d.HTTPStatus
 	}
 	description := d.Reason
 	switch {
-	case status == typev3.StatusCode_Forbidden && hadToken:
-		return deny(status, codes.PermissionDenied, challenge(ErrInsufficientScope, description), ErrInsufficientScope, description, d)
-	case status == typev3.StatusCode_Unauthorized:
+	case status == http.StatusForbidden && hadToken:
+		return deny(status, challenge(reply.ErrInsufficientScope, description), reply.ErrInsufficientScope, description, d)
+	case status == http.StatusUnauthorized:
 		if description == "" && !hadToken {
 			description = "a bearer token is required"
 		}
-		return deny(status, codes.Unauthenticated, challenge("", ""), errUnauthorized, description, d)
+		return deny(status, challenge("", ""), reply.ErrUnauthorized, description, d)
 	}
-	return deny(status, codes.PermissionDenied, "", errAccessDenied, description, d)
+	return deny(status, "", reply.ErrAccessDenied, description, d)
 }
 
 // Unavailable is 503 without a challenge: tokenwise could not do its job,
 // for example the use-limit store is unreachable. Envoy passes it on.
-func Unavailable(description string) *authv3.CheckResponse {
-	return deny(typev3.StatusCode_ServiceUnavailable, codes.Unavailable, "", errUnavailable, description, policy.Decision{})
+func Unavailable(description string) reply.Reply {
+	return deny(http.StatusServiceUnavailable, "", reply.ErrUnavailable, description, policy.Decision{})
 }
 
 // PayloadTooLarge is 413 without a challenge: the request body is too large
 // or too complex for the policy to read (the credentials are not at fault).
-func PayloadTooLarge(description string) *authv3.CheckResponse {
-	return deny(typev3.StatusCode_PayloadTooLarge, codes.InvalidArgument, "", ErrInvalidRequest, description, policy.Decision{})
+func PayloadTooLarge(description string) reply.Reply {
+	return deny(http.StatusRequestEntityTooLarge, "", reply.ErrInvalidRequest, description, policy.Decision{})
 }
 
 // InternalError is 500: the policy failed or tokenwise itself did.
 // It is a deny, never a gRPC error, which failure_mode_allow would let through.
-func InternalError(description string) *authv3.CheckResponse {
-	return deny(typev3.StatusCode_InternalServerError, codes.Internal, "", errServer, description, policy.Decision{})
+func InternalError(description string) reply.Reply {
+	return deny(http.StatusInternalServerError, "", reply.ErrServer, description, policy.Decision{})
 }
 
-func deny(status typev3.StatusCode, code codes.Code, www, errCode, description string, d policy.Decision) *authv3.CheckResponse {
+// deny builds a deny: the default JSON body (with its content-type first)
+// unless the policy gave a body, the policy's headers, and the challenge www
+// unless the policy set its own.
+func deny(status int, www, errCode, description string, d policy.Decision) reply.Reply {
 	headers := d.Headers
 	body := d.Body
 	if body == "" {
@@ -180,14 +167,13 @@ func deny(status typev3.StatusCode, code codes.Code, www, errCode, description s
 	if www != "" && !hasHeader(headers, "www-authenticate") {
 		headers = append(headers, policy.Header{Name: "www-authenticate", Value: www})
 	}
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code), Message: description},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: status},
-			Headers: overwrite(headers),
-			Body:    body,
-		}},
-		DynamicMetadata: metadata(d.DynamicMetadata),
+	return reply.Reply{
+		Status:          status,
+		Error:           errCode,
+		Description:     description,
+		ResponseHeaders: overwrite(headers),
+		Body:            body,
+		Metadata:        metadata(d.DynamicMetadata),
 	}
 }
 
@@ -229,21 +215,21 @@ func jsonBody(errCode, description string) string {
 	return errorBody(errCode, description)
 }
 
-// overwrite builds header options that replace any header of the same name.
-func overwrite(headers []policy.Header) []*corev3.HeaderValueOption {
+// overwrite lists headers that replace any header of the same name.
+func overwrite(headers []policy.Header) []reply.Header {
 	return options(headers, false)
 }
 
-// add builds header options that are added beside existing headers.
-func add(headers []policy.Header) []*corev3.HeaderValueOption {
+// add lists headers that are added beside existing headers.
+func add(headers []policy.Header) []reply.Header {
 	return options(headers, true)
 }
 
-func options(headers []policy.Header, appendValue bool) []*corev3.HeaderValueOption {
+func options(headers []policy.Header, appendValue bool) []reply.Header {
 	if len(headers) == 0 {
 		return nil
 	}
-	out := make([]*corev3.HeaderValueOption, 0, len(headers))
+	out := make([]reply.Header, 0, len(headers))
 	seen := map[string]bool{}
 	for _, h := range headers {
 		name := strings.ToLower(h.Name)
@@ -251,34 +237,15 @@ func options(headers []policy.Header, appendValue bool) []*corev3.HeaderValueOpt
 		// would replace the first.
 		app := appendValue || seen[name]
 		seen[name] = true
-		out = append(out, &corev3.HeaderValueOption{
-			Header: &corev3.HeaderValue{Key: name, Value: h.Value},
-			Append: boolValue(app),
-		})
+		out = append(out, reply.Header{Name: name, Value: h.Value, Append: app})
 	}
 	return out
 }
 
-// appendTrue and appendFalse are shared by every answer: a response is only
-// read (marshalled) once built, so one value each serves them all.
-var appendTrue, appendFalse = wrapperspb.Bool(true), wrapperspb.Bool(false)
-
-func boolValue(b bool) *wrapperspb.BoolValue {
-	if b {
-		return appendTrue
-	}
-	return appendFalse
-}
-
-func metadata(m map[string]any) *structpb.Struct {
+// metadata is the policy's dynamic metadata, nil when empty.
+func metadata(m map[string]any) map[string]any {
 	if len(m) == 0 {
 		return nil
 	}
-	s, err := structpb.NewStruct(m)
-	if err != nil {
-		// The policy package hands over JSON values only; a value structpb
-		// cannot hold is dropped rather than failing an allowed request.
-		return nil
-	}
-	return s
+	return m
 }

@@ -2,32 +2,30 @@ package answer
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc/codes"
-
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
-func denied(t *testing.T, resp *authv3.CheckResponse) (status int, headers map[string]string, body map[string]string) {
+func denied(t *testing.T, a reply.Reply) (status int, headers map[string]string, body map[string]string) {
 	t.Helper()
-	d := resp.GetDeniedResponse()
-	if d == nil || resp.GetStatus().GetCode() == int32(codes.OK) {
-		t.Fatalf("not a deny: %v", resp)
+	if a.Allowed || a.Status == 0 {
+		t.Fatalf("not a deny: %+v", a)
 	}
 	headers = map[string]string{}
-	for _, h := range d.GetHeaders() {
-		headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	for _, h := range a.ResponseHeaders {
+		headers[h.Name] = h.Value
 	}
-	_ = json.Unmarshal([]byte(d.GetBody()), &body)
-	return int(d.GetStatus().GetCode()), headers, body
+	_ = json.Unmarshal([]byte(a.Body), &body)
+	return a.Status, headers, body
 }
 
 func TestAnswersTable(t *testing.T) {
 	cases := []struct {
 		name   string
-		resp   *authv3.CheckResponse
+		answer reply.Reply
 		status int
 		www    string
 		error  string
@@ -46,7 +44,7 @@ func TestAnswersTable(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			status, headers, body := denied(t, c.resp)
+			status, headers, body := denied(t, c.answer)
 			if status != c.status {
 				t.Errorf("status = %d, want %d", status, c.status)
 			}
@@ -66,7 +64,7 @@ func TestDeniedPolicyOverrides(t *testing.T) {
 	if status != 429 || headers["retry-after"] != "5" || headers["content-type"] != "" {
 		t.Errorf("status %d headers %v", status, headers)
 	}
-	if body := Denied(d, true).GetDeniedResponse().GetBody(); body != "slow down" {
+	if body := Denied(d, true).Body; body != "slow down" {
 		t.Errorf("body = %q", body)
 	}
 	if _, headers, _ := denied(t, Denied(policy.Decision{HTTPStatus: 422, Headers: []policy.Header{{Name: "www-authenticate", Value: "Custom"}}}, true)); headers["www-authenticate"] != "Custom" {
@@ -90,51 +88,51 @@ func TestDescriptionCannotBreakHeader(t *testing.T) {
 
 func TestAllowOverwritesAndRemoves(t *testing.T) {
 	d := policy.Decision{
-		Allowed:                true,
-		Headers:                []policy.Header{{Name: "x-user-id", Value: "from-policy"}, {Name: "x-tier", Value: "gold"}, {Name: "x-tier", Value: "vip"}},
-		RequestHeadersToRemove: []string{"x-debug", "x-claim"},
-		ResponseHeadersToAdd:   []policy.Header{{Name: "x-served-by", Value: "tokenwise"}},
-		QueryParametersToSet:   []policy.Header{{Name: "tenant", Value: "t1"}},
-		DynamicMetadata:        map[string]any{"user": "alice", "n": 2.0},
+		Allowed:                 true,
+		Headers:                 []policy.Header{{Name: "x-user-id", Value: "from-policy"}, {Name: "X-Tier", Value: "gold"}, {Name: "x-tier", Value: "vip"}},
+		RequestHeadersToRemove:  []string{"x-debug", "X-Claim"},
+		ResponseHeadersToAdd:    []policy.Header{{Name: "x-served-by", Value: "tokenwise"}},
+		QueryParametersToSet:    []policy.Header{{Name: "tenant", Value: "t1"}},
+		QueryParametersToRemove: []string{"debug"},
+		DynamicMetadata:         map[string]any{"user": "alice", "n": 2.0},
 	}
-	resp := Allow(d, Upstream{Set: []policy.Header{{Name: "x-user-id", Value: "alice"}}, Remove: []string{"x-claim", "authorization", "x-user-id"}})
-	if resp.GetStatus().GetCode() != int32(codes.OK) {
-		t.Fatalf("status = %v", resp.GetStatus())
+	a := Allow(d, Upstream{Set: []policy.Header{{Name: "x-user-id", Value: "alice"}}, Remove: []string{"x-claim", "authorization", "x-user-id"}, RemoveQuery: []string{"access_token", "debug"}})
+	if !a.Allowed || a.Status != 0 || a.Error != "" || a.Body != "" {
+		t.Fatalf("not a plain allow: %+v", a)
 	}
-	ok := resp.GetOkResponse()
-	var got []string
-	for _, h := range ok.GetHeaders() {
-		if h.GetAppend() == nil {
-			t.Fatalf("append unset on %s: Envoy would append beside the client's header", h.GetHeader().GetKey())
-		}
-		got = append(got, h.GetHeader().GetKey()+"="+h.GetHeader().GetValue()+"/"+boolString(h.GetAppend().GetValue()))
+	want := []reply.Header{{Name: "x-tier", Value: "gold", Append: false}, {Name: "x-tier", Value: "vip", Append: true}, {Name: "x-user-id", Value: "alice", Append: false}}
+	if !slices.Equal(a.RequestHeaders, want) {
+		t.Errorf("request headers = %v, want %v (a second value appends; the claim's value replaces the policy's)", a.RequestHeaders, want)
 	}
-	want := []string{"x-tier=gold/false", "x-tier=vip/true", "x-user-id=alice/false"}
-	if len(got) != len(want) {
-		t.Fatalf("headers = %v, want %v", got, want)
+	if r := a.RemoveRequestHeaders; !slices.Equal(r, []string{"x-debug", "x-claim", "authorization"}) {
+		t.Errorf("removals = %v (lowercase, once; x-user-id must not be removed: it is set)", r)
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("headers = %v, want %v", got, want)
-		}
+	if !slices.Equal(a.ResponseHeaders, []reply.Header{{Name: "x-served-by", Value: "tokenwise", Append: true}}) {
+		t.Errorf("response headers = %v: response_headers_to_add appends", a.ResponseHeaders)
 	}
-	if r := ok.GetHeadersToRemove(); len(r) != 3 || r[0] != "x-debug" || r[1] != "x-claim" || r[2] != "authorization" {
-		t.Errorf("headers_to_remove = %v (x-user-id must not be removed: it is set)", r)
+	if !slices.Equal(a.SetQuery, []reply.Param{{Name: "tenant", Value: "t1"}}) || !slices.Equal(a.RemoveQuery, []string{"debug", "access_token"}) {
+		t.Errorf("query: set %v remove %v", a.SetQuery, a.RemoveQuery)
 	}
-	if a := ok.GetResponseHeadersToAdd(); len(a) != 1 || !a[0].GetAppend().GetValue() {
-		t.Errorf("response_headers_to_add = %v", a)
-	}
-	if q := ok.GetQueryParametersToSet(); len(q) != 1 || q[0].GetKey() != "tenant" {
-		t.Errorf("query = %v", q)
-	}
-	if resp.GetDynamicMetadata().GetFields()["user"].GetStringValue() != "alice" {
-		t.Errorf("metadata = %v", resp.GetDynamicMetadata())
+	if a.Metadata["user"] != "alice" {
+		t.Errorf("metadata = %v", a.Metadata)
 	}
 }
 
-func boolString(b bool) string {
-	if b {
-		return "true"
+// TestDenyErrorAndDescription: a deny carries its OAuth error and
+// description beside the body, for a front end to report (gRPC's status).
+func TestDenyErrorAndDescription(t *testing.T) {
+	for _, c := range []struct {
+		a                reply.Reply
+		err, description string
+	}{
+		{InvalidToken("token is expired"), reply.ErrInvalidToken, "token is expired"},
+		{Denied(policy.Decision{}, false), reply.ErrUnauthorized, "a bearer token is required"},
+		{Denied(policy.Decision{HTTPStatus: 402, Body: "pay", Reason: "unpaid"}, true), reply.ErrAccessDenied, "unpaid"},
+		{PayloadTooLarge("too big"), reply.ErrInvalidRequest, "too big"},
+		{Document("{}"), "", "answered by tokenwise"},
+	} {
+		if c.a.Allowed || c.a.Error != c.err || c.a.Description != c.description {
+			t.Errorf("%+v: want error %q description %q", c.a, c.err, c.description)
+		}
 	}
-	return "false"
 }

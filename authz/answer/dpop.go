@@ -1,19 +1,11 @@
 package answer
 
 import (
+	"net/http"
 	"strings"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/grpc/codes"
-
 	"github.com/tokenwise/tokenwise/authz/policy"
-)
-
-// RFC 9449 §7.1 and §9 error codes of the DPoP scheme.
-const (
-	ErrInvalidDPoPProof = "invalid_dpop_proof"
-	ErrUseDPoPNonce     = "use_dpop_nonce"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
 // DPoPNonceHeader carries a server nonce to the client (RFC 9449 §8.1).
@@ -21,17 +13,17 @@ const DPoPNonceHeader = "dpop-nonce"
 
 // InvalidDPoPProof is 401 invalid_dpop_proof: the DPoP proof is missing or
 // fails a check. The DPoP challenge names the algorithms a proof may use.
-func InvalidDPoPProof(description string, algs []string) *authv3.CheckResponse {
-	return deny(typev3.StatusCode_Unauthorized, codes.Unauthenticated, DPoPChallenge(ErrInvalidDPoPProof, description, algs),
-		ErrInvalidDPoPProof, description, policy.Decision{})
+func InvalidDPoPProof(description string, algs []string) reply.Reply {
+	return deny(http.StatusUnauthorized, DPoPChallenge(reply.ErrInvalidDPoPProof, description, algs),
+		reply.ErrInvalidDPoPProof, description, policy.Decision{})
 }
 
 // UseDPoPNonce is 401 use_dpop_nonce (RFC 9449 §9): the proof lacks the
 // server's current nonce, which the DPoP-Nonce header carries for a retry.
-func UseDPoPNonce(description, nonce string, algs []string) *authv3.CheckResponse {
+func UseDPoPNonce(description, nonce string, algs []string) reply.Reply {
 	d := policy.Decision{Headers: []policy.Header{{Name: DPoPNonceHeader, Value: nonce}}}
-	return deny(typev3.StatusCode_Unauthorized, codes.Unauthenticated, DPoPChallenge(ErrUseDPoPNonce, description, algs),
-		ErrUseDPoPNonce, description, d)
+	return deny(http.StatusUnauthorized, DPoPChallenge(reply.ErrUseDPoPNonce, description, algs),
+		reply.ErrUseDPoPNonce, description, d)
 }
 
 // DPoPChallenge builds a DPoP WWW-Authenticate value (RFC 9449 §7.1);
@@ -57,15 +49,16 @@ func BearerChallenge() string { return challenge("", "") }
 // DeniedChallenge is Denied with www as the challenge when the request had
 // no token: with proof_of_possession required the client must learn to use
 // DPoP, so that challenge is `DPoP realm="tokenwise", algs="…"`.
-func DeniedChallenge(d policy.Decision, hadToken bool, www string) *authv3.CheckResponse {
-	resp := Denied(d, hadToken)
+func DeniedChallenge(d policy.Decision, hadToken bool, www string) reply.Reply {
+	a := Denied(d, hadToken)
 	if hadToken || www == "" || hasHeader(d.Headers, "www-authenticate") {
-		return resp
+		return a
 	}
-	for _, h := range resp.GetDeniedResponse().GetHeaders() {
-		if h.GetHeader().GetKey() == "www-authenticate" {
-			h.Header.Value = www
+	// Denied built these headers for this answer alone: no one else holds them.
+	for i, h := range a.ResponseHeaders {
+		if h.Name == "www-authenticate" {
+			a.ResponseHeaders[i].Value = www
 		}
 	}
-	return resp
+	return a
 }

@@ -5,18 +5,18 @@ import (
 	"strings"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc/codes"
-
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
-// FuzzAnswer maps arbitrary decisions and descriptions to responses. The
-// invariants: no panic; every deny has a non-OK gRPC status and a denied
-// HTTP response (never an OK one); every allow is OK; no header value that
-// tokenwise writes (WWW-Authenticate, content-type) holds CR, LF or NUL; and
-// the default JSON body is valid JSON. Policy headers are fuzzed only with
-// values the policy package lets through (it refuses CR, LF and NUL).
+// FuzzAnswer maps arbitrary decisions and descriptions to answers. The
+// invariants: no panic; every deny is not allowed and has a status (the
+// gRPC front end's FuzzResponse checks the same answers render as a non-OK
+// status with a denied response); every allow is allowed with no deny
+// parts; no header value that tokenwise writes (WWW-Authenticate,
+// content-type) holds CR, LF or NUL; and the default JSON body is valid
+// JSON. Policy headers are fuzzed only with values the policy package lets
+// through (it refuses CR, LF and NUL).
 func FuzzAnswer(f *testing.F) {
 	f.Add(true, "reason", "x-h", "v", "", 0, false, "description")
 	f.Add(false, "needs \"orders\"\r\n\\", "www-authenticate", "Basic", "", 418, true, "bad\r\nheader")
@@ -31,13 +31,13 @@ func FuzzAnswer(f *testing.F) {
 			d.HTTPStatus = status
 		}
 		if allowed {
-			resp := Allow(d, Upstream{Set: []policy.Header{{Name: "x-user", Value: "alice"}}, Remove: []string{"authorization"}})
-			if resp.GetStatus().GetCode() != int32(codes.OK) || resp.GetOkResponse() == nil || resp.GetDeniedResponse() != nil {
-				t.Fatalf("allow is not OK: %v", resp)
+			a := Allow(d, Upstream{Set: []policy.Header{{Name: "x-user", Value: "alice"}}, Remove: []string{"authorization"}})
+			if !a.Allowed || a.Status != 0 || a.Body != "" || a.Error != "" {
+				t.Fatalf("allow is not a plain allow: %+v", a)
 			}
 			return
 		}
-		for name, resp := range map[string]*authv3.CheckResponse{
+		for name, a := range map[string]reply.Reply{
 			"Denied":          Denied(d, hadToken),
 			"InvalidToken":    InvalidToken(description),
 			"InvalidRequest":  InvalidRequest(description),
@@ -45,19 +45,18 @@ func FuzzAnswer(f *testing.F) {
 			"InternalError":   InternalError(description),
 			"Denied no token": Denied(policy.Decision{Reason: reason}, false),
 		} {
-			checkDeny(t, name, resp, d)
+			checkDeny(t, name, a, d)
 		}
 	})
 }
 
-func checkDeny(t *testing.T, name string, resp *authv3.CheckResponse, d policy.Decision) {
+func checkDeny(t *testing.T, name string, a reply.Reply, d policy.Decision) {
 	t.Helper()
-	if resp.GetStatus().GetCode() == int32(codes.OK) || resp.GetOkResponse() != nil || resp.GetDeniedResponse() == nil {
-		t.Fatalf("%s: deny has OK status or no denied response: %v", name, resp)
+	if a.Allowed || a.Status == 0 || a.RequestHeaders != nil || a.RemoveRequestHeaders != nil || a.SetQuery != nil || a.RemoveQuery != nil {
+		t.Fatalf("%s: deny is allowed, has no status or carries an allow's rewrites: %+v", name, a)
 	}
-	dr := resp.GetDeniedResponse()
-	for _, h := range dr.GetHeaders() {
-		k, v := h.GetHeader().GetKey(), h.GetHeader().GetValue()
+	for _, h := range a.ResponseHeaders {
+		k, v := h.Name, h.Value
 		if strings.ContainsAny(k, "\r\n\x00") || strings.ContainsAny(v, "\r\n\x00") {
 			t.Fatalf("%s: header %q: %q has a control character", name, k, v)
 		}
@@ -67,8 +66,8 @@ func checkDeny(t *testing.T, name string, resp *authv3.CheckResponse, d policy.D
 	}
 	if d.Body == "" || name != "Denied" {
 		var body map[string]string
-		if strings.HasPrefix(dr.GetBody(), "{") && json.Unmarshal([]byte(dr.GetBody()), &body) != nil {
-			t.Fatalf("%s: default body %q is not JSON", name, dr.GetBody())
+		if strings.HasPrefix(a.Body, "{") && json.Unmarshal([]byte(a.Body), &body) != nil {
+			t.Fatalf("%s: default body %q is not JSON", name, a.Body)
 		}
 	}
 }

@@ -2,28 +2,24 @@ package answer
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/dunglas/httpsfv"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/grpc/codes"
 
 	"github.com/tokenwise/tokenwise/authz/policy"
 	"github.com/tokenwise/tokenwise/authz/ratelimit"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
-
-// errRateLimited is the error code of a 429's body.
-const errRateLimited = "rate_limited"
 
 // RateLimited is 429 for a request a rate limit refused: Retry-After (whole
 // seconds until it would pass), the limit's RateLimit-Policy and RateLimit
 // headers, and a JSON body naming the limit. No challenge: the token is fine.
-func RateLimited(st ratelimit.Status) *authv3.CheckResponse {
+func RateLimited(st ratelimit.Status) reply.Reply {
 	headers := append([]policy.Header{{Name: "retry-after", Value: strconv.FormatInt(ceilSeconds(st.RetryAfter, 1), 10)}}, RateLimitHeaders(st)...)
 	description := fmt.Sprintf("rate limit %q exceeded", st.Limit.Name)
-	return deny(typev3.StatusCode_TooManyRequests, codes.ResourceExhausted, "", errRateLimited, description, policy.Decision{Headers: headers})
+	return deny(http.StatusTooManyRequests, "", reply.ErrRateLimited, description, policy.Decision{Headers: headers})
 }
 
 // RateLimitHeaders are the RateLimit-Policy and RateLimit fields of the IETF

@@ -8,6 +8,7 @@ import (
 	"github.com/dunglas/httpsfv"
 
 	"github.com/tokenwise/tokenwise/authz/ratelimit"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
 func TestRateLimitedAnswer(t *testing.T) {
@@ -15,14 +16,13 @@ func TestRateLimitedAnswer(t *testing.T) {
 		Limit:      ratelimit.Limit{Name: `per-"user"`, Key: "alice", Requests: 100, Per: time.Minute, Burst: 20, Cost: 1},
 		RetryAfter: 6100 * time.Millisecond, Reset: 2 * time.Minute,
 	}
-	resp := RateLimited(st)
-	d := resp.GetDeniedResponse()
-	if d.GetStatus().GetCode() != 429 {
-		t.Fatalf("status %d, want 429", d.GetStatus().GetCode())
+	a := RateLimited(st)
+	if a.Allowed || a.Status != 429 || a.Error != reply.ErrRateLimited {
+		t.Fatalf("%+v, want a 429 rate_limited", a)
 	}
 	h := map[string]string{}
-	for _, o := range d.GetHeaders() {
-		h[o.GetHeader().GetKey()] = o.GetHeader().GetValue()
+	for _, o := range a.ResponseHeaders {
+		h[o.Name] = o.Value
 	}
 	if h["retry-after"] != "7" || h["www-authenticate"] != "" || h["content-type"] != "application/json" {
 		t.Errorf("headers %v; want retry-after 7 (6.1s rounded up), JSON, no challenge", h)
@@ -41,12 +41,12 @@ func TestRateLimitedAnswer(t *testing.T) {
 		t.Errorf("ratelimit = %q", h["ratelimit"])
 	}
 	var body struct{ Error, ErrorDescription string }
-	_ = json.Unmarshal([]byte(d.GetBody()), &struct {
+	_ = json.Unmarshal([]byte(a.Body), &struct {
 		E *string `json:"error"`
 		D *string `json:"error_description"`
 	}{&body.Error, &body.ErrorDescription})
 	if body.Error != "rate_limited" || body.ErrorDescription != `rate limit "per-\"user\"" exceeded` {
-		t.Errorf("body %s", d.GetBody())
+		t.Errorf("body %s", a.Body)
 	}
 }
 

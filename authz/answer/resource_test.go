@@ -1,44 +1,42 @@
 package answer
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
 func TestWithResourceMetadata(t *testing.T) {
 	const url = "https://api.test/.well-known/oauth-protected-resource"
-	resp := WithResourceMetadata(InvalidToken("token has expired"), url)
-	got := resp.GetDeniedResponse().GetHeaders()
-	var www string
-	for _, h := range got {
-		if h.GetHeader().GetKey() == "www-authenticate" {
-			www = h.GetHeader().GetValue()
-		}
-	}
+	invalid := InvalidToken("token has expired")
+	before := slices.Clone(invalid.ResponseHeaders)
+	_, headers, _ := denied(t, WithResourceMetadata(invalid, url))
 	want := `Bearer realm="tokenwise", error="invalid_token", error_description="token has expired", resource_metadata="` + url + `"`
-	if www != want {
-		t.Errorf("challenge %q\nwant      %q", www, want)
+	if headers["www-authenticate"] != want {
+		t.Errorf("challenge %q\nwant      %q", headers["www-authenticate"], want)
+	}
+	if !slices.Equal(invalid.ResponseHeaders, before) {
+		t.Error("the original answer's headers were edited in place")
 	}
 	// Only 401s point at the metadata.
 	forbidden := Denied(policy.Decision{Reason: "no"}, true)
-	before := forbidden.GetDeniedResponse().GetHeaders()[len(forbidden.GetDeniedResponse().GetHeaders())-1].GetHeader().GetValue()
-	after := WithResourceMetadata(forbidden, url).GetDeniedResponse().GetHeaders()
-	if after[len(after)-1].GetHeader().GetValue() != before {
+	if after := WithResourceMetadata(forbidden, url); !slices.Equal(after.ResponseHeaders, forbidden.ResponseHeaders) {
 		t.Error("a 403 must not change")
 	}
-	if allow := Allow(policy.Decision{Allowed: true}, Upstream{}); WithResourceMetadata(allow, url) != allow {
+	allow := Allow(policy.Decision{Allowed: true, ResponseHeadersToAdd: []policy.Header{{Name: "www-authenticate", Value: "x"}}}, Upstream{})
+	if after := WithResourceMetadata(allow, url); !slices.Equal(after.ResponseHeaders, allow.ResponseHeaders) {
 		t.Error("an allow must not change")
 	}
 }
 
 func TestDocument(t *testing.T) {
-	resp := Document(`{"resource":"https://api.test/"}`)
-	d := resp.GetDeniedResponse()
-	if resp.GetStatus().GetCode() == 0 || d.GetStatus().GetCode() != 200 || d.GetBody() != `{"resource":"https://api.test/"}` {
-		t.Fatalf("%v", resp)
+	a := Document(`{"resource":"https://api.test/"}`)
+	if a.Allowed || a.Status != 200 || a.Body != `{"resource":"https://api.test/"}` {
+		t.Fatalf("%+v", a)
 	}
-	if h := d.GetHeaders(); len(h) != 1 || h[0].GetHeader().GetKey() != "content-type" || h[0].GetHeader().GetValue() != "application/json" {
+	if h := a.ResponseHeaders; !slices.Equal(h, []reply.Header{{Name: "content-type", Value: "application/json", Append: false}}) {
 		t.Errorf("headers %v", h)
 	}
 }

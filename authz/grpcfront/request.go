@@ -1,6 +1,7 @@
 // Package grpcfront is the gRPC front end's half of a Check: it turns
 // Envoy's envoy.service.auth.v3 CheckRequest into tokenwise's own
-// request.Request, so no stage of the pipeline reads Envoy's types.
+// request.Request, and the pipeline's reply.Reply into Envoy's
+// CheckResponse, so no stage of the pipeline reads or writes Envoy's types.
 //
 // What the Request has no field for (metadata, the TLS session, non-socket
 // addresses) is rendered on demand in OPA-Envoy's shape for the policy.

@@ -4,8 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
+	"github.com/tokenwise/tokenwise/authz/reply"
 	"github.com/tokenwise/tokenwise/authz/request"
 )
 
@@ -14,10 +13,10 @@ import (
 type Decider interface {
 	// Decide answers one request. document reports that a deny is a
 	// document tokenwise serves itself, written with its own status.
-	Decide(ctx context.Context, req *request.Request) (resp *authv3.CheckResponse, document bool)
+	Decide(ctx context.Context, req *request.Request) (a reply.Reply, document bool)
 	// Refuse answers a request that could not be read (400
 	// invalid_request), recorded like any other Check.
-	Refuse(ctx context.Context, req *request.Request, err error) *authv3.CheckResponse
+	Refuse(ctx context.Context, req *request.Request, err error) reply.Reply
 }
 
 // Handler answers every method and path as a Check of the original request.
@@ -28,7 +27,7 @@ func Handler(d Decider, o Options) http.Handler {
 			Write(w, d.Refuse(hr.Context(), req, err), false)
 			return
 		}
-		resp, document := d.Decide(hr.Context(), req)
-		Write(w, resp, document)
+		a, document := d.Decide(hr.Context(), req)
+		Write(w, a, document)
 	})
 }

@@ -6,9 +6,9 @@
 // It turns the proxy's authorization request into tokenwise's own
 // request.Request, describing the original request the client sent, runs
 // the same pipeline as the gRPC front end, and writes the pipeline's answer
-// back as HTTP. The answer stays the ext_authz CheckResponse the pipeline
-// builds for Envoy; Write is the one place that converts it, so no stage
-// knows which front end asked.
+// back as HTTP. The pipeline's answer is tokenwise's own reply.Reply,
+// which the gRPC front end renders for Envoy and Write renders as HTTP, so
+// no stage knows which front end asked.
 //
 // The original request is taken, from a trusted proxy only, from the first
 // of: X-Forwarded-Method + X-Forwarded-Uri (+ X-Forwarded-Proto and

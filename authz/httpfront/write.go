@@ -4,9 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc/codes"
+	"github.com/tokenwise/tokenwise/authz/reply"
 )
 
 // HeadersToRemove is the response header that lists, comma-separated, the
@@ -28,13 +26,12 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 // body. Every proxy reads a 2xx as "allow", so a deny with a 2xx status is
 // written as 403 unless document says it is a document tokenwise serves
 // itself (protected resource metadata).
-func Write(w http.ResponseWriter, resp *authv3.CheckResponse, document bool) {
-	if resp.GetStatus().GetCode() == int32(codes.OK) && resp.GetDeniedResponse() == nil {
-		writeAllow(w, resp.GetOkResponse())
+func Write(w http.ResponseWriter, a reply.Reply, document bool) {
+	if a.Allowed {
+		writeAllow(w, a)
 		return
 	}
-	d := resp.GetDeniedResponse()
-	status := int(d.GetStatus().GetCode())
+	status := a.Status
 	switch {
 	case status == 0:
 		status = http.StatusForbidden // Envoy's default for a deny without a status
@@ -43,19 +40,19 @@ func Write(w http.ResponseWriter, resp *authv3.CheckResponse, document bool) {
 	case status < 300 && !document:
 		status = http.StatusForbidden
 	}
-	setHeaders(w.Header(), d.GetHeaders())
+	setHeaders(w.Header(), a.ResponseHeaders)
 	w.WriteHeader(status)
-	if body := d.GetBody(); body != "" {
-		_, _ = w.Write([]byte(body))
+	if a.Body != "" {
+		_, _ = w.Write([]byte(a.Body))
 	}
 }
 
-func writeAllow(w http.ResponseWriter, ok *authv3.OkHttpResponse) {
+func writeAllow(w http.ResponseWriter, a reply.Reply) {
 	h := w.Header()
-	set := setHeaders(h, ok.GetHeaders())
-	setHeaders(h, ok.GetResponseHeadersToAdd())
+	set := setHeaders(h, a.RequestHeaders)
+	setHeaders(h, a.ResponseHeaders)
 	var removed []string
-	for _, name := range ok.GetHeadersToRemove() {
+	for _, name := range a.RemoveRequestHeaders {
 		name = strings.ToLower(name)
 		if set[name] || !writable(name) {
 			continue
@@ -69,20 +66,17 @@ func writeAllow(w http.ResponseWriter, ok *authv3.OkHttpResponse) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// setHeaders applies header options as Envoy would: overwrite unless the
-// option appends. It returns the lowercase names it wrote.
-func setHeaders(h http.Header, options []*corev3.HeaderValueOption) map[string]bool {
+// setHeaders applies an answer's headers as Envoy would: overwrite unless
+// the header appends. It returns the lowercase names it wrote.
+func setHeaders(h http.Header, headers []reply.Header) map[string]bool {
 	written := map[string]bool{}
-	for _, o := range options {
-		name := strings.ToLower(o.GetHeader().GetKey())
+	for _, o := range headers {
+		name := strings.ToLower(o.Name)
 		if !writable(name) {
 			continue
 		}
-		value := o.GetHeader().GetValue()
-		if raw := o.GetHeader().GetRawValue(); len(raw) > 0 {
-			value = string(raw)
-		}
-		if o.GetAppend().GetValue() || written[name] {
+		value := o.Value
+		if o.Append || written[name] {
 			h.Add(name, value)
 		} else {
 			h.Set(name, value)

@@ -33,6 +33,7 @@ import (
 	"github.com/tokenwise/tokenwise/authz/grpcfront"
 	"github.com/tokenwise/tokenwise/authz/observe"
 	"github.com/tokenwise/tokenwise/authz/policy"
+	"github.com/tokenwise/tokenwise/authz/reply"
 	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/resource"
 	"github.com/tokenwise/tokenwise/authz/revoke"
@@ -82,9 +83,9 @@ type Authorizer struct {
 
 // result is the outcome of one Check, kept for the answer, the log and the metrics.
 type result struct {
-	response *authv3.CheckResponse
-	token    *verify.Token
-	outcome  string
+	reply   reply.Reply // what either front end renders
+	token   *verify.Token
+	outcome string
 	// label is a short, bounded reason for metrics; reason may be the policy's free text.
 	label  string
 	reason string
@@ -104,9 +105,9 @@ func (a *Authorizer) Check(ctx context.Context, check *authv3.CheckRequest) (*au
 		a.logger.Warn("check request refused", "error", err)
 		req = &request.Request{Frontend: request.FrontendGRPC, Headers: map[string]string{}}
 		bad := fail(answer.InternalError(err.Error()), "bad_check_request", 500)
-		return a.run(ctx, req, &bad).response, nil
+		return grpcfront.Response(a.run(ctx, req, &bad).reply), nil
 	}
-	return a.run(ctx, req, nil).response, nil
+	return grpcfront.Response(a.run(ctx, req, nil).reply), nil
 }
 
 // run is one Check from either front end: its span, the pipeline (unless
@@ -127,8 +128,8 @@ func (a *Authorizer) run(ctx context.Context, req *request.Request, pre *result)
 		return *pre
 	}
 	r = a.decide(ctx, req)
-	r.response = a.withResourceMetadata(r.response)
-	r.response = a.withDPoPNonce(r)
+	r.reply = a.withResourceMetadata(r.reply)
+	r.reply = a.withDPoPNonce(r)
 	return r
 }
 
@@ -177,7 +178,7 @@ func (a *Authorizer) decide(ctx context.Context, req *request.Request) result {
 	if r, stop := a.useLimit(ctx, tok, d); stop {
 		return withToken(r, tok)
 	}
-	allowed := result{response: answer.Allow(d, a.upstream(req, tok, found)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed"), uses: d.MaxUses}
+	allowed := result{reply: answer.Allow(d, a.upstream(req, tok, found)), token: tok, outcome: "allow", label: "allowed", reason: reasonOr(d.Reason, "allowed"), uses: d.MaxUses}
 	return withRate(allowed, rl.rate)
 }
 
@@ -231,9 +232,8 @@ func (a *Authorizer) revocation(tok *verify.Token) (r result, stop bool) {
 }
 
 func denied(d policy.Decision, tok *verify.Token) result {
-	resp := answer.Denied(d, tok != nil)
-	status := int(resp.GetDeniedResponse().GetStatus().GetCode())
-	return result{response: resp, token: tok, outcome: "deny", label: "policy_denied", reason: reasonOr(d.Reason, "policy_denied"), status: status}
+	ans := answer.Denied(d, tok != nil)
+	return result{reply: ans, token: tok, outcome: "deny", label: "policy_denied", reason: reasonOr(d.Reason, "policy_denied"), status: ans.Status}
 }
 
 // useLimit counts this use when the decision carries a limit. stop is true
@@ -379,8 +379,8 @@ func safeHeaderValue(s string) bool {
 	return true
 }
 
-func fail(resp *authv3.CheckResponse, reason string, status int) result {
-	return result{response: resp, outcome: "deny", label: reason, reason: reason, status: status}
+func fail(ans reply.Reply, reason string, status int) result {
+	return result{reply: ans, outcome: "deny", label: reason, reason: reason, status: status}
 }
 
 func withToken(r result, tok *verify.Token) result {

@@ -28,5 +28,5 @@ func (a *Authorizer) Explain(ctx context.Context, check *authv3.CheckRequest) (*
 		return resp, Limits{}
 	}
 	r := a.run(ctx, req, nil)
-	return r.response, Limits{MaxUses: r.uses, RateLimit: r.rate.name, RateRemaining: r.rate.remaining}
+	return grpcfront.Response(r.reply), Limits{MaxUses: r.uses, RateLimit: r.rate.name, RateRemaining: r.rate.remaining}
 }

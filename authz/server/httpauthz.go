@@ -11,11 +11,10 @@ import (
 	"os"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
 	"github.com/tokenwise/tokenwise/authz/answer"
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/httpfront"
+	"github.com/tokenwise/tokenwise/authz/reply"
 	"github.com/tokenwise/tokenwise/authz/request"
 )
 
@@ -25,9 +24,9 @@ const labelDocument = "resource_metadata"
 
 // Outcome is the answer to one Check, whichever front end asked.
 type Outcome struct {
-	// Response is the answer in ext_authz terms. The gRPC front end sends it
-	// as it is; the HTTP front end converts it (httpfront.Write).
-	Response *authv3.CheckResponse
+	// Reply is the pipeline's answer, which the front end renders
+	// (grpcfront.Response, httpfront.Write).
+	Reply reply.Reply
 	// Allowed says the request may go upstream.
 	Allowed bool
 	// Status is a deny's HTTP status (0 on allow).
@@ -55,7 +54,7 @@ func (a *Authorizer) Refuse(ctx context.Context, req *request.Request, err error
 }
 
 func (r result) outcomeOf() Outcome {
-	return Outcome{Response: r.response, Allowed: r.outcome == "allow", Status: r.status, Reason: r.label, Document: r.label == labelDocument}
+	return Outcome{Reply: r.reply, Allowed: r.outcome == "allow", Status: r.status, Reason: r.label, Document: r.label == labelDocument}
 }
 
 // metadataDocument answers a GET of the protected resource metadata's path
@@ -64,27 +63,27 @@ func (a *Authorizer) metadataDocument(req *request.Request) (result, bool) {
 	if !a.resource.Serves(req.Method, req.Path) {
 		return result{}, false
 	}
-	return result{response: answer.Document(a.resource.Document()), outcome: "deny", label: labelDocument, reason: labelDocument, status: 200}, true
+	return result{reply: answer.Document(a.resource.Document()), outcome: "deny", label: labelDocument, reason: labelDocument, status: 200}, true
 }
 
 // withResourceMetadata points every 401 challenge at the metadata (RFC 9728 §5.1).
-func (a *Authorizer) withResourceMetadata(resp *authv3.CheckResponse) *authv3.CheckResponse {
+func (a *Authorizer) withResourceMetadata(ans reply.Reply) reply.Reply {
 	if a.resource == nil {
-		return resp
+		return ans
 	}
-	return answer.WithResourceMetadata(resp, a.resource.URL())
+	return answer.WithResourceMetadata(ans, a.resource.URL())
 }
 
 // httpDecider adapts the Authorizer to the HTTP front end.
 type httpDecider struct{ a *Authorizer }
 
-func (d httpDecider) Decide(ctx context.Context, req *request.Request) (*authv3.CheckResponse, bool) {
+func (d httpDecider) Decide(ctx context.Context, req *request.Request) (reply.Reply, bool) {
 	o := d.a.Decide(ctx, req)
-	return o.Response, o.Document
+	return o.Reply, o.Document
 }
 
-func (d httpDecider) Refuse(ctx context.Context, req *request.Request, err error) *authv3.CheckResponse {
-	return d.a.Refuse(ctx, req, err).Response
+func (d httpDecider) Refuse(ctx context.Context, req *request.Request, err error) reply.Reply {
+	return d.a.Refuse(ctx, req, err).Reply
 }
 
 // newHTTPAuthz builds the HTTP authorization listener's server; nil when

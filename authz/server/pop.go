@@ -7,14 +7,11 @@ import (
 	"strings"
 	"sync"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/protobuf/types/known/wrapperspb"
-
 	"github.com/tokenwise/tokenwise/authz/answer"
 	"github.com/tokenwise/tokenwise/authz/config"
 	"github.com/tokenwise/tokenwise/authz/policy"
 	"github.com/tokenwise/tokenwise/authz/pop"
+	"github.com/tokenwise/tokenwise/authz/reply"
 	"github.com/tokenwise/tokenwise/authz/request"
 	"github.com/tokenwise/tokenwise/authz/source"
 	"github.com/tokenwise/tokenwise/authz/verify"
@@ -177,7 +174,7 @@ func authority(req *request.Request) string {
 func (a *Authorizer) deniedPoP(d policy.Decision, tok *verify.Token) result {
 	r := denied(d, tok)
 	if tok == nil && a.pop != nil && a.pop.noToken != "" {
-		r.response = answer.DeniedChallenge(d, false, a.pop.noToken)
+		r.reply = answer.DeniedChallenge(d, false, a.pop.noToken)
 	}
 	return r
 }
@@ -186,19 +183,18 @@ func (a *Authorizer) deniedPoP(d policy.Decision, tok *verify.Token) result {
 // server nonce in DPoP-Nonce when its issuer demands nonces (RFC 9449 §8.2),
 // so a client moves to the next nonce before its own expires instead of
 // paying a 401 and a retry.
-func (a *Authorizer) withDPoPNonce(r result) *authv3.CheckResponse {
-	ok := r.response.GetOkResponse()
-	if ok == nil || r.token == nil || a.pop == nil || !a.pop.policy(r.token.Issuer).Nonce ||
+func (a *Authorizer) withDPoPNonce(r result) reply.Reply {
+	if !r.reply.Allowed || r.token == nil || a.pop == nil || !a.pop.policy(r.token.Issuer).Nonce ||
 		pop.ProofKind(r.token.Claims["cnf"]) != pop.ProofDPoP {
-		return r.response
+		return r.reply
 	}
 	if nonce := a.pop.checker.Nonce(); nonce != "" {
-		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{
-			Header: &corev3.HeaderValue{Key: answer.DPoPNonceHeader, Value: nonce},
-			Append: wrapperspb.Bool(false),
-		})
+		// Clipped: the answer's headers are never appended into spare
+		// capacity someone else may share. The nonce replaces any other.
+		r.reply.ResponseHeaders = append(slices.Clip(r.reply.ResponseHeaders),
+			reply.Header{Name: answer.DPoPNonceHeader, Value: nonce})
 	}
-	return r.response
+	return r.reply
 }
 
 // proofOf is the proof a token's binding called for, for the decision log.
