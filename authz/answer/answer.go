@@ -1,9 +1,10 @@
-// Package answer turns the outcome of a Check into tokenwise's own answer,
-// which neither front end owns: allow with the rewrites of the upstream
-// request, or deny with the status, WWW-Authenticate challenge (RFC 6750 §3)
-// and JSON body the client sees. The gRPC front end renders a reply.Reply as
-// Envoy's CheckResponse (grpcfront.Response), the HTTP front end as an HTTP
-// response (httpfront.Write).
+// Package answer turns the outcome of a Check into a reply.Reply,
+// tokenwise's own answer, which neither front end owns: allow with the
+// rewrites of the upstream request, or deny with the status,
+// WWW-Authenticate challenge (RFC 6750 §3) and JSON body the client sees.
+// The gRPC front end renders a Reply as Envoy's CheckResponse
+// (grpcfront.Response), the HTTP front end as an HTTP response
+// (httpfront.Write).
 package answer
 
 import (
