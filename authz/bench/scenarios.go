@@ -2,6 +2,7 @@ package bench
 
 import (
 	"strconv"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -43,12 +44,17 @@ type scenario struct {
 	http bool
 	// dpop sends DPoP-bound tokens with a fresh DPoP proof per Check.
 	dpop bool
+	// nocache runs against the server whose policy also reads x-request-id,
+	// new per Check, so no decision is ever remembered.
+	nocache bool
 }
 
 // scenarios are every scenario, in the order they run.
 var scenarios = []*scenario{
 	{name: "reuse", desc: "RS256, a pool of 1000 valid tokens reused; object decision with headers",
 		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200},
+	{name: "reuse-nocache", desc: "reuse, but the policy also reads x-request-id (new per Check): every Check misses the decision cache",
+		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, nocache: true},
 	{name: "reuse-half", desc: "reuse, open-loop at half of reuse's measured Checks/s (for p99 at half load)",
 		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, halfRate: true},
 	{name: "unique", desc: "RS256, a fresh token per Check: every Check verifies a signature",
@@ -120,6 +126,14 @@ allow := {"allowed": true, "one_time_use": true} if {
 	"payments:write" in input.token.scopes
 }
 `
+
+// nocachePolicy is benchPolicy whose orders rule also reads x-request-id,
+// which the load generator sets anew for every Check: each Check is a
+// decision-cache miss, so the uncached cost stays visible.
+var nocachePolicy = strings.Replace(benchPolicy, `	"orders:read" in input.token.scopes
+`, `	"orders:read" in input.token.scopes
+	input.attributes.request.http.headers["x-request-id"] != ""
+`, 1)
 
 // newRequest builds a CheckRequest the way Envoy's ext_authz filter does for
 // an HTTP/1.1 request from a browser-like client: lowercase headers
