@@ -78,7 +78,7 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.dir, err = os.MkdirTemp("", "tokenwise-bench-"); err != nil {
 		return nil, err
 	}
-	if err = writePolicy(filepath.Join(e.dir, "policy"), benchPolicy); err != nil {
+	if err = e.writePolicies(); err != nil {
 		return nil, err
 	}
 	issURL, err := e.startIssuer()
@@ -96,9 +96,6 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 		return nil, err
 	}
 	if needsNocache(sel) {
-		if err = writePolicy(filepath.Join(e.dir, "nocache"), nocachePolicy); err != nil {
-			return nil, err
-		}
 		if e.nocache, err = e.startTokenwise(ctx, issURL, "nocache", "memory", nil); err != nil {
 			return nil, err
 		}
@@ -124,6 +121,27 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	fmt.Fprintf(opts.Progress, "bench: minting %d RS256 tokens for the pool\n", poolSize)
 	e.pool, err = mintParallel(ctx, e.issuer, "RS256", poolSize)
 	return e, err
+}
+
+// writePolicies writes each server's policy into its own directory.
+func (e *env) writePolicies() error {
+	for dir, policy := range map[string]string{"policy": benchPolicy, "nocache": nocachePolicy, "ratelimit": rateLimitPolicy} {
+		if err := writePolicy(filepath.Join(e.dir, dir), policy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// policyDir is the policy directory of the tokenwise server named name.
+func policyDir(name string) string {
+	switch name {
+	case "nocache":
+		return "nocache"
+	case "redis-" + redisRateLimit:
+		return "ratelimit"
+	}
+	return "policy"
 }
 
 // writePolicy writes one policy file into its own directory.
@@ -261,8 +279,7 @@ func (e *env) startFloor() (*target, error) {
 	return e.dial("floor", lis.Addr().String())
 }
 
-// startTokenwise runs a tokenwise server with the bench policy (the nocache
-// policy when name is "nocache") and the given use-limit store (with redis,
+// startTokenwise runs a tokenwise server with the policy policyDir names and the given use-limit store (with redis,
 // when not nil, as its Redis settings), and waits until its JWKS is loaded.
 // name labels it in profiles.
 func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, redis *config.Redis) (*target, error) {
@@ -272,11 +289,7 @@ func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, re
 		Name: "bench", Issuer: issURL, JWKSURL: issURL + "/jwks.json",
 		Audiences: []string{audience}, Algorithms: []string{"RS256", "ES256"},
 	}}
-	policyDir := "policy"
-	if name == "nocache" {
-		policyDir = "nocache"
-	}
-	cfg.Policy.Paths = []string{filepath.Join(e.dir, policyDir)}
+	cfg.Policy.Paths = []string{filepath.Join(e.dir, policyDir(name))}
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
 	cfg.UseLimits.Store = store
 	if redis != nil {
