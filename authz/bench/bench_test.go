@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 )
 
 // tiny is a run small enough for a test: it checks the engine works end to
@@ -169,5 +174,82 @@ func TestDPoPScenarioProvesEveryCheck(t *testing.T) {
 	}
 	if res := rep.Scenarios[0]; res.Checks <= 0 || res.Errors != 0 {
 		t.Errorf("dpop: %d checks, %d unexpected answers, first: %s", res.Checks, res.Errors, res.FirstError)
+	}
+}
+
+// TestReuseNocache runs reuse-nocache against its own server, whose policy
+// reads x-request-id: every answer is still the expected allow.
+func TestReuseNocache(t *testing.T) {
+	if !strings.Contains(nocachePolicy, `headers["x-request-id"]`) || nocachePolicy == benchPolicy {
+		t.Fatal("the nocache policy does not read x-request-id")
+	}
+	rep, err := Run(context.Background(), tiny("reuse-nocache", "http-reuse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 2 || rep.Scenarios[0].Scenario != "reuse-nocache" {
+		t.Fatalf("scenarios: %+v", rep.Scenarios)
+	}
+	// http-reuse still runs on the memory server's HTTP listener, whose
+	// policy is the cached one, next to the nocache server.
+	for _, res := range rep.Scenarios {
+		if res.Checks == 0 || res.Errors != 0 {
+			t.Fatalf("%s: %d Checks, %d unexpected answers, first: %s", res.Scenario, res.Checks, res.Errors, res.FirstError)
+		}
+	}
+}
+
+// TestTarget measures another ext_authz server in tokenwise's place (here a
+// second no-op server, so reuse's answers are the expected allows) and
+// skips the scenarios only tokenwise can run.
+func TestTarget(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(g, noop{})
+	go func() { _ = g.Serve(lis) }()
+	defer g.Stop()
+	opts := tiny("reuse", "one-time-redis", "http-reuse", "dpop")
+	opts.Target = lis.Addr().String()
+	rep, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 || rep.Scenarios[0].Scenario != "reuse" || rep.Scenarios[0].Errors != 0 || rep.Scenarios[0].Checks == 0 {
+		t.Fatalf("scenarios: %+v", rep.Scenarios)
+	}
+	for _, name := range []string{"one-time-redis", "http-reuse", "dpop"} {
+		if rep.Skipped[name] == "" {
+			t.Errorf("%s not skipped: %v", name, rep.Skipped)
+		}
+	}
+}
+
+// TestIssuerAddress serves the JWKS where --issuer-address says.
+func TestIssuerAddress(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	e := &env{opts: &Options{IssuerAddress: addr}}
+	defer e.close()
+	url, err := e.startIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if url != "http://"+addr {
+		t.Fatalf("issuer at %s, want http://%s", url, addr)
+	}
+	resp, err := http.Get(url + "/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/jwks.json: %s", url, resp.Status)
 	}
 }

@@ -54,9 +54,11 @@ type env struct {
 	dir    string
 	floor  *target
 	memory *target
-	redis  map[string]*target // by scenario redisKind
-	pool   []string
-	dpop   *dpopClient
+	// nocache is the server whose policy also reads x-request-id.
+	nocache *target
+	redis   map[string]*target // by scenario redisKind
+	pool    []string
+	dpop    *dpopClient
 	// httpFloor and httpAuthz are the HTTP scenarios' targets (nil unless selected).
 	httpFloor, httpAuthz *target
 	stops                []func()
@@ -76,7 +78,7 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.dir, err = os.MkdirTemp("", "tokenwise-bench-"); err != nil {
 		return nil, err
 	}
-	if err = os.WriteFile(filepath.Join(e.dir, "bench.rego"), []byte(benchPolicy), 0o600); err != nil {
+	if err = e.writePolicies(); err != nil {
 		return nil, err
 	}
 	issURL, err := e.startIssuer()
@@ -87,8 +89,16 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	if e.floor, err = e.startFloor(); err != nil {
 		return nil, err
 	}
+	if opts.Target != "" {
+		return e, e.useTarget(ctx, sel)
+	}
 	if e.memory, err = e.startTokenwise(ctx, issURL, "memory", "memory", nil); err != nil {
 		return nil, err
+	}
+	if needsNocache(sel) {
+		if e.nocache, err = e.startTokenwise(ctx, issURL, "nocache", "memory", nil); err != nil {
+			return nil, err
+		}
 	}
 	if needsHTTP(sel) && e.httpFloor == nil {
 		if e.httpFloor, err = e.startHTTPFloor(); err != nil {
@@ -111,6 +121,69 @@ func newEnv(ctx context.Context, opts *Options, sel []*scenario) (e *env, err er
 	fmt.Fprintf(opts.Progress, "bench: minting %d RS256 tokens for the pool\n", poolSize)
 	e.pool, err = mintParallel(ctx, e.issuer, "RS256", poolSize)
 	return e, err
+}
+
+// writePolicies writes each server's policy into its own directory.
+func (e *env) writePolicies() error {
+	for dir, policy := range map[string]string{"policy": benchPolicy, "nocache": nocachePolicy, "ratelimit": rateLimitPolicy} {
+		if err := writePolicy(filepath.Join(e.dir, dir), policy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// policyDir is the policy directory of the tokenwise server named name.
+func policyDir(name string) string {
+	switch name {
+	case "nocache":
+		return "nocache"
+	case "redis-" + redisRateLimit:
+		return "ratelimit"
+	}
+	return "policy"
+}
+
+// writePolicy writes one policy file into its own directory.
+func writePolicy(dir, policy string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "bench.rego"), []byte(policy), 0o600)
+}
+
+// useTarget points every scenario at opts.Target instead of tokenwise.
+// Scenarios that exercise what only tokenwise has (its Redis stores, its
+// HTTP authorization mode, DPoP) are skipped.
+func (e *env) useTarget(ctx context.Context, sel []*scenario) (err error) {
+	fmt.Fprintln(e.opts.Progress, "bench: every scenario runs against the target", e.opts.Target, "instead of tokenwise")
+	if e.memory, err = e.dial("target", e.opts.Target); err != nil {
+		return err
+	}
+	e.nocache = e.memory
+	for _, s := range sel {
+		switch {
+		case s.redis:
+			e.skipped[s.name] = "runs on tokenwise's Redis store; not with --target"
+		case s.http:
+			e.skipped[s.name] = "runs on tokenwise's HTTP authorization mode; not with --target"
+		case s.dpop:
+			e.skipped[s.name] = "DPoP is verified by tokenwise; not with --target"
+		}
+	}
+	fmt.Fprintf(e.opts.Progress, "bench: minting %d RS256 tokens for the pool\n", poolSize)
+	e.pool, err = mintParallel(ctx, e.issuer, "RS256", poolSize)
+	return err
+}
+
+// needsNocache reports whether sel has a scenario on the nocache server.
+func needsNocache(sel []*scenario) bool {
+	for _, s := range sel {
+		if s.nocache {
+			return true
+		}
+	}
+	return false
 }
 
 // runnable drops the scenarios whose target could not start.
@@ -144,13 +217,19 @@ func (e *env) targetFor(s *scenario) *target {
 		return e.httpAuthz
 	case s.redis:
 		return e.redis[s.redisKind]
+	case s.nocache:
+		return e.nocache
 	}
 	return e.memory
 }
 
 // startIssuer serves the issuer's JWKS on a loopback port and returns its URL.
 func (e *env) startIssuer() (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := e.opts.IssuerAddress
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
@@ -200,9 +279,9 @@ func (e *env) startFloor() (*target, error) {
 	return e.dial("floor", lis.Addr().String())
 }
 
-// startTokenwise runs a tokenwise server with the bench policy and the given
-// use-limit store (with redis, when not nil, as its Redis settings), and
-// waits until its JWKS is loaded. name labels it in profiles.
+// startTokenwise runs a tokenwise server with the policy policyDir names and the given use-limit store (with redis,
+// when not nil, as its Redis settings), and waits until its JWKS is loaded.
+// name labels it in profiles.
 func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, redis *config.Redis) (*target, error) {
 	cfg := config.Default()
 	cfg.GRPC.Address, cfg.HTTP.Address = "127.0.0.1:0", "127.0.0.1:0"
@@ -210,7 +289,7 @@ func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, re
 		Name: "bench", Issuer: issURL, JWKSURL: issURL + "/jwks.json",
 		Audiences: []string{audience}, Algorithms: []string{"RS256", "ES256"},
 	}}
-	cfg.Policy.Paths = []string{e.dir}
+	cfg.Policy.Paths = []string{filepath.Join(e.dir, policyDir(name))}
 	cfg.Forward.ClaimsToHeaders = map[string]string{"sub": "x-user-id"}
 	cfg.UseLimits.Store = store
 	if redis != nil {
@@ -222,7 +301,7 @@ func (e *env) startTokenwise(ctx context.Context, issURL, name, store string, re
 	// rather than timing out one of them.
 	cfg.RateLimits.Timeout = 2 * time.Second
 	cfg.Log.Level = "info"
-	if store == "memory" {
+	if name == "memory" {
 		// The same server answers the HTTP scenarios on its HTTP listener.
 		cfg.HTTPAuthz.Address = "127.0.0.1:0"
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -29,5 +30,20 @@ func TestRateLimitRedisScenarioIsAllowedEveryTime(t *testing.T) {
 	}
 	if !ran {
 		t.Fatalf("rate-limit-redis did not run: %+v", rep.Scenarios)
+	}
+}
+
+// TestSharedPolicyReadsNoPerTokenClaim keeps the per-user rate limit out of
+// the policy the other scenarios share: a rule reading sub would key the
+// decision cache on it, and every fresh-token scenario would miss.
+func TestSharedPolicyReadsNoPerTokenClaim(t *testing.T) {
+	if strings.Contains(benchPolicy, "claims") || strings.Contains(nocachePolicy, "claims") {
+		t.Fatal("the shared bench policy reads a claim")
+	}
+	if !strings.Contains(rateLimitPolicy, "input.token.claims.sub") {
+		t.Fatal("the rate-limit policy lost its per-user key")
+	}
+	if policyDir("redis-"+redisRateLimit) != "ratelimit" || policyDir("redis") != "policy" || policyDir("memory") != "policy" {
+		t.Fatal("rate-limit-redis does not run on its own policy")
 	}
 }

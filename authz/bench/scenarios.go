@@ -2,6 +2,7 @@ package bench
 
 import (
 	"strconv"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -43,12 +44,17 @@ type scenario struct {
 	http bool
 	// dpop sends DPoP-bound tokens with a fresh DPoP proof per Check.
 	dpop bool
+	// nocache runs against the server whose policy also reads x-request-id,
+	// new per Check, so no decision is ever remembered.
+	nocache bool
 }
 
 // scenarios are every scenario, in the order they run.
 var scenarios = []*scenario{
 	{name: "reuse", desc: "RS256, a pool of 1000 valid tokens reused; object decision with headers",
 		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200},
+	{name: "reuse-nocache", desc: "reuse, but the policy also reads x-request-id (new per Check): every Check misses the decision cache",
+		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, nocache: true},
 	{name: "reuse-half", desc: "reuse, open-loop at half of reuse's measured Checks/s (for p99 at half load)",
 		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, halfRate: true},
 	{name: "unique", desc: "RS256, a fresh token per Check: every Check verifies a signature",
@@ -70,7 +76,7 @@ var scenarios = []*scenario{
 	{name: "http-reuse", desc: "reuse over HTTP authorization mode (X-Forwarded-*, HTTP/1.1 keep-alive); floor: a no-op HTTP server",
 		method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200, http: true},
 	{name: "rate-limit-redis", desc: "ES256, a fresh token per Check under a per-user rate limit (never exhausted); Redis store",
-		method: "GET", path: "/limited", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true},
+		method: "GET", path: "/limited", tokens: fresh, alg: "ES256", wantStatus: 200, redis: true, redisKind: redisRateLimit},
 	{name: "dpop", desc: "DPoP: RS256 bound tokens reused (cached), a fresh ES256 proof verified per Check",
 		method: "GET", path: "/orders/42?view=full", tokens: fresh, alg: "ES256", wantStatus: 200, dpop: true},
 }
@@ -79,6 +85,9 @@ var scenarios = []*scenario{
 const (
 	redisCluster = "cluster"
 	redisWait    = "wait"
+	// redisRateLimit is one Redis server (or --redis) like one-time-redis's,
+	// under the tokenwise server with rateLimitPolicy.
+	redisRateLimit = "ratelimit"
 )
 
 func scenarioByName(name string) *scenario {
@@ -95,8 +104,11 @@ var floor = &scenario{name: "floor", desc: "no-op ext_authz server: OK to everyt
 	method: "GET", path: "/orders/42?view=full", tokens: pooled, alg: "RS256", wantStatus: 200}
 
 // benchPolicy is the Rego the tokenwise servers run: an object decision with
-// headers for orders, a public route, a one-time payment route, a
-// rate-limited route, and a deny with a reason for everything else.
+// headers for orders, a public route, a one-time payment route, and a deny
+// with a reason for everything else. It reads only the token's scopes, so
+// fresh tokens with the same scopes share remembered decisions, as in a
+// typical deployment; the rate-limited route, which reads sub, lives in
+// rateLimitPolicy on a server of its own.
 const benchPolicy = `package envoy.authz
 
 default allow := {"allowed": false, "http_status": 403, "reason": "no rule allows this request"}
@@ -109,17 +121,31 @@ allow := {"allowed": true, "headers": {"x-scopes": concat(" ", input.token.scope
 
 allow := {"allowed": true} if input.parsed_path[0] == "public"
 
-allow := {"allowed": true, "rate_limits": [{"name": "per-user", "key": input.token.claims.sub, "requests": 1000000, "per": "1s"}]} if {
-	input.parsed_path == ["limited"]
-	"orders:read" in input.token.scopes
-}
-
 allow := {"allowed": true, "one_time_use": true} if {
 	input.parsed_path == ["pay"]
 	input.attributes.request.http.method == "POST"
 	"payments:write" in input.token.scopes
 }
 `
+
+// rateLimitPolicy is benchPolicy plus a route under a per-user rate limit.
+// Its key reads the token's sub, so every fresh token is a decision-cache
+// miss: it runs on its own server lest the other fresh-token scenarios pay
+// for that too.
+const rateLimitPolicy = benchPolicy + `
+allow := {"allowed": true, "rate_limits": [{"name": "per-user", "key": input.token.claims.sub, "requests": 1000000, "per": "1s"}]} if {
+	input.parsed_path == ["limited"]
+	"orders:read" in input.token.scopes
+}
+`
+
+// nocachePolicy is benchPolicy whose orders rule also reads x-request-id,
+// which the load generator sets anew for every Check: each Check is a
+// decision-cache miss, so the uncached cost stays visible.
+var nocachePolicy = strings.Replace(benchPolicy, `	"orders:read" in input.token.scopes
+`, `	"orders:read" in input.token.scopes
+	input.attributes.request.http.headers["x-request-id"] != ""
+`, 1)
 
 // newRequest builds a CheckRequest the way Envoy's ext_authz filter does for
 // an HTTP/1.1 request from a browser-like client: lowercase headers

@@ -66,6 +66,8 @@ func newBenchCmd() *cobra.Command {
 	fs.IntVar(&opts.Rounds, "rounds", 3, "floor/scenario pairs per scenario")
 	fs.Float64Var(&opts.Rate, "rate", 0, "open loop at this many Checks/s for every run instead of closed loop")
 	fs.StringVar(&opts.RedisAddr, "redis", "", "Redis for one-time-redis and rate-limit-redis (default: start redis-server; the cluster and wait scenarios always start their own)")
+	fs.StringVar(&opts.Target, "target", "", "measure another ext_authz gRPC server (host:port) in tokenwise's place, e.g. OPA-Envoy with an equivalent policy; scenarios on Redis, HTTP mode and DPoP are skipped")
+	fs.StringVar(&opts.IssuerAddress, "issuer-address", "", "where the bench issuer serves /jwks.json (default: a free loopback port), so a --target can fetch its keys")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	return cmd
