@@ -31,7 +31,7 @@ func newBenchCmd() *cobra.Command {
 		Use:     "bench [--scenarios LIST] [--json]",
 		Short:   "Measure Checks/s, latency and allocations against a no-op ext_authz floor",
 		Long:    benchLong + bench.ScenarioHelp(),
-		Example: "  tokenwise bench --scenarios anonymous,jwt --duration 2s --json",
+		Example: "  tokenwise bench --scenarios reuse,anonymous --duration 2s --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Concurrency <= 0 || opts.Connections <= 0 || opts.Rounds <= 0 || opts.Duration <= 0 || opts.Rate < 0 {
