@@ -25,15 +25,6 @@ import (
 // observabilityFiles are checked by TestGrafanaDashboard and TestAlertingRules.
 var observabilityFiles = []string{"observability/grafana-dashboard.json", "observability/alerts.yaml"}
 
-// pendingSeries are series the dashboard shows that another stage of the
-// Check pipeline exports once it lands; they are accepted only while a
-// running tokenwise does not export them, with the labels they will carry.
-var pendingSeries = map[string][]string{
-	// The rate limit stage: one count per limit a decision named, by the
-	// limit's name and its result (limited or allowed).
-	"tokenwise_rate_limit_decisions_total": {"limit", "result"},
-}
-
 // scrapeLabels are added by Prometheus when it scrapes, not by tokenwise.
 var scrapeLabels = []string{"__name__", "job", "instance"}
 
@@ -47,6 +38,7 @@ func exportedSeries(t *testing.T) map[string][]string {
 	m.JWKSRefresh("corp", nil)
 	m.JWKSRefresh("corp", errors.New("down"))
 	m.StoreCall("redis", time.Millisecond, errors.New("down"))
+	m.RateLimit("per-user", "limited")
 	m.PolicyReload(nil)
 	m.Panic()
 	srv := httptest.NewServer(m.Handler())
@@ -80,7 +72,8 @@ func exportedSeries(t *testing.T) map[string][]string {
 			series[name] = labels
 		}
 	}
-	for _, want := range []string{"tokenwise_decisions_total", "tokenwise_check_duration_seconds_bucket", "tokenwise_use_limit_store_errors_total"} {
+	for _, want := range []string{"tokenwise_decisions_total", "tokenwise_check_duration_seconds_bucket", "tokenwise_use_limit_store_errors_total",
+		"tokenwise_rate_limit_decisions_total"} {
 		if _, ok := series[want]; !ok {
 			t.Fatalf("the registry does not export %s: %v", want, series)
 		}
@@ -109,11 +102,6 @@ func checkExpr(expr string, series map[string][]string) ([]string, error) {
 		names = append(names, vs.Name)
 		labels, exported := series[vs.Name]
 		if !exported {
-			if labels, exported = pendingSeries[vs.Name]; exported && seriesExported(series, vs.Name) {
-				exported = false // it is exported now: take it off pendingSeries
-			}
-		}
-		if !exported {
 			problems = append(problems, fmt.Sprintf("%s is not a series tokenwise exports", vs.Name))
 			return nil
 		}
@@ -128,11 +116,6 @@ func checkExpr(expr string, series map[string][]string) ([]string, error) {
 		return names, errors.New(strings.Join(problems, "; "))
 	}
 	return names, nil
-}
-
-func seriesExported(series map[string][]string, name string) bool {
-	_, ok := series[name]
-	return ok
 }
 
 // grafanaVariables are the dashboard's variables with values of the kind
